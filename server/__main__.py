@@ -1,0 +1,70 @@
+"""python -m server {fork,select}: argument parsing only; each model lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_PORTS = {"fork": 9000, "select": 9001}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Multi-client TCP echo servers, one per concurrency model.",
+    )
+    models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+
+    def add_model(name: str, help_text: str) -> argparse.ArgumentParser:
+        model = models.add_parser(name, help=help_text, description=help_text)
+        model.add_argument(
+            "--host", default="0.0.0.0", help="address to listen on (default: %(default)s)"
+        )
+        model.add_argument(
+            "--port",
+            type=int,
+            default=DEFAULT_PORTS[name],
+            help="TCP port; 0 picks a free one and logs it (default: %(default)s)",
+        )
+        return model
+
+    fork = add_model("fork", "accept() in the parent, fork() one child per connection")
+    fork.add_argument(
+        "--max-children",
+        type=int,
+        default=512,
+        metavar="N",
+        help="at N live children stop accepting; new connections wait in the listen "
+        "backlog until a child exits (default: %(default)s)",
+    )
+    select = add_model("select", "one process multiplexing every client with select()")
+    select.add_argument(
+        "--max-clients",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at N clients stop accepting; new connections wait in the listen backlog. "
+        "select() cannot watch descriptors >= FD_SETSIZE (1024), so the default and the "
+        "ceiling are FD_SETSIZE (or RLIMIT_NOFILE, if lower) minus 16 reserved descriptors",
+    )
+    args = parser.parse_args(argv)
+    for option in ("max_children", "max_clients"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.model == "fork":
+        from server.forking import ForkingEchoServer
+
+        return ForkingEchoServer(args.host, args.port, args.max_children).serve_forever()
+    from server.selecting import SelectEchoServer
+
+    return SelectEchoServer(args.host, args.port, args.max_clients).serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The forking echo server: the parent only accepts; one child per connection echoes.
+
+    parent: accept() -> fork() -> close(client) -> accept() ...
+    child:  close(listener) -> read/write until EOF -> close(client) -> exit
+    parent, on SIGCHLD: waitpid(-1, WNOHANG) until no exited child is left
+
+fork() duplicates every descriptor, so after it two descriptors point at each socket; the
+kernel frees a socket only when the last one is closed. Each side closes the socket it does
+not serve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import select
+import signal
+import socket
+import time
+
+from server.listener import Shutdown, listen_address, log, open_listener, peer_name, set_role
+
+# A child exits 0 after a clean EOF and 1 when the connection broke (reset, broken pipe).
+EXIT_CLEAN, EXIT_CONNECTION_LOST = 0, 1
+STOP_GRACE_SECONDS = 1.5
+
+
+def describe_status(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return f"exit {code}"
+    return f"killed by signal {-code} ({signal.Signals(-code).name})"
+
+
+def echo_until_eof(client: socket.socket) -> tuple[int, OSError | None]:
+    """The notes' `while ((n = read(...)) != 0) write(...)`, with partial writes handled."""
+    buffer = bytearray(65536)
+    view = memoryview(buffer)
+    echoed = 0
+    try:
+        while received := client.recv_into(buffer):
+            client.sendall(view[:received])  # send() may take part of it; sendall loops
+            echoed += received
+    except OSError as error:
+        return echoed, error
+    return echoed, None
+
+
+class ForkingEchoServer:
+    def __init__(self, host: str, port: int, max_children: int) -> None:
+        set_role("fork-server")
+        self.listener = open_listener(host, port)
+        self.max_children = max_children
+        self.children: dict[int, str] = {}
+        self.shutdown = Shutdown()
+        signal.signal(signal.SIGCHLD, self.reap_children)
+
+    def reap_children(self, _signum: int = 0, _frame: object = None) -> None:
+        # Signals do not queue: one SIGCHLD may stand for many exits. A single waitpid()
+        # per signal (the book's first version) leaves the rest as zombies, so loop.
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.pop(pid, None)
+            log(f"removed proc id: {pid} ({describe_status(status)})")
+
+    def serve_forever(self) -> int:
+        log(
+            f"listening on {listen_address(self.listener)} "
+            f"(fork server, max {self.max_children} children)"
+        )
+        # Move every object so far out of the collector's reach: a collection in a child
+        # would write to all of them and copy the parent's memory page by page.
+        gc.freeze()
+        at_limit = False
+        while not self.shutdown.requested:
+            if len(self.children) >= self.max_children:
+                if not at_limit:
+                    log(
+                        f"at the limit of {self.max_children} children: "
+                        "new connections wait in the backlog"
+                    )
+                    at_limit = True
+                self.shutdown.wait(1.0)  # SIGCHLD wakes us as soon as a child exits
+                continue
+            if at_limit:
+                log(f"below the limit of {self.max_children} children again: accepting")
+                at_limit = False
+            ready, _, _ = select.select([self.listener, self.shutdown.wakeup_fd], [], [])
+            if self.shutdown.wakeup_fd in ready:
+                self.shutdown.drain()
+            if self.listener in ready:
+                self.accept_and_fork()
+        self.stop()
+        return 0
+
+    def accept_and_fork(self) -> None:
+        while len(self.children) < self.max_children and not self.shutdown.requested:
+            try:
+                client, address = self.listener.accept()
+            except (BlockingIOError, ConnectionAbortedError):
+                return
+            except OSError as error:  # EMFILE, ENFILE, ENOBUFS: wait instead of spinning
+                log(f"accept failed ({error}): pausing accepts for 1 s")
+                self.shutdown.wait(1.0)
+                return
+            peer = peer_name(address)
+            # Hold SIGCHLD until the child is recorded: a child that exits at once must not
+            # be reaped before the parent knows its pid.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            try:
+                pid = os.fork()
+            except OSError as error:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+                # The notes: if fork() fails, close the client socket and go on.
+                client.close()
+                log(f"fork failed ({error}): closed client {peer}")
+                self.shutdown.wait(1.0)  # retry once a child exits, not in a tight loop
+                return
+            if pid == 0:
+                self.run_child(client, peer)
+            self.children[pid] = peer
+            # The child holds its own descriptor; the parent's copy would keep the
+            # connection open after the child closes it (the client would never see EOF).
+            client.close()
+            log(f"new client connected... {peer} -> child {pid}")
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+
+    def run_child(self, client: socket.socket, peer: str) -> None:
+        set_role("fork-child")
+        self.shutdown.forget_in_child()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        # The child serves one client: its copy of the listening socket would keep the
+        # port open after the parent closes it.
+        self.listener.close()
+        status = EXIT_CLEAN
+        try:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            echoed, error = echo_until_eof(client)
+            if error is None:
+                log(f"client disconnected... {peer} ({echoed} bytes echoed)")
+            else:
+                log(f"client lost... {peer} after {echoed} bytes echoed: {error}")
+                status = EXIT_CONNECTION_LOST
+        finally:
+            client.close()
+        # _exit, not exit: the parent's clean-up (atexit, finally blocks) must not run twice.
+        os._exit(status)
+
+    def stop(self) -> None:
+        log(
+            f"shutting down on {self.shutdown.requested}: closing the listener, "
+            f"ending {len(self.children)} children"
+        )
+        self.listener.close()
+        self.signal_children(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self.children and time.monotonic() < deadline:
+            self.shutdown.wait(0.05)  # the SIGCHLD handler reaps them as they exit
+        if self.children:
+            self.signal_children(signal.SIGKILL)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            for pid in list(self.children):
+                _, status = os.waitpid(pid, 0)
+                self.children.pop(pid, None)
+                log(f"removed proc id: {pid} ({describe_status(status)})")
+        log("shut down")
+
+    def signal_children(self, signum: int) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)

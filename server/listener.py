@@ -1,0 +1,110 @@
+"""What every server model shares: the listening socket, the log, and signal-driven shutdown.
+
+Each model module (forking, selecting) then reads like the lecture notes: the lesson and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+# select() watches descriptors below FD_SETSIZE only: glibc's fd_set is a fixed 1024-bit array.
+FD_SETSIZE = 1024
+
+_role = "server"
+
+
+def set_role(role: str) -> None:
+    """Name this process in every log line (fork-server, fork-child, select-server...)."""
+    global _role
+    _role = role
+
+
+def log(message: str) -> None:
+    """Write one event as one line, flushed at once.
+
+    A single os.write() per line: safe inside signal handlers and forked children (no lock,
+    no buffer to inherit), and lines from many processes never interleave mid-line.
+    """
+    now = time.time()
+    stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+    line = f"{stamp} {_role}[{os.getpid()}] {message}\n".encode(errors="replace")
+    with contextlib.suppress(OSError):  # a closed log pipe must never take the server down
+        os.write(sys.stderr.fileno(), line)
+
+
+def peer_name(address: tuple) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def open_listener(host: str, port: int) -> socket.socket:
+    """Bind and listen, with a backlog deep enough for connection storms to wait in."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # A restarted server must rebind at once, even while old connections sit in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(socket.SOMAXCONN)
+    sock.setblocking(False)
+    return sock
+
+
+def listen_address(sock: socket.socket) -> str:
+    return peer_name(sock.getsockname())
+
+
+class Shutdown:
+    """SIGTERM/SIGINT/SIGHUP set a flag and wake the main loop through a self-pipe.
+
+    Python retries a select() interrupted by a signal (PEP 475), so a flag alone would not
+    wake it; signal.set_wakeup_fd writes a byte to `wakeup_fd` on every signal, and the main
+    loop watches that descriptor beside its sockets. Explicit handlers matter as PID 1 in a
+    container, where the kernel applies no default action to SIGTERM.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._request)
+
+    def _request(self, signum: int, _frame: object) -> None:
+        if self.requested is None:
+            self.requested = signal.Signals(signum).name
+
+    @property
+    def wakeup_fd(self) -> int:
+        return self._reader.fileno()
+
+    def drain(self) -> None:
+        """Empty the self-pipe after a wake-up, so the next select() blocks again."""
+        try:
+            while self._reader.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until any signal arrives or `timeout` passes."""
+        select.select([self._reader], [], [], timeout)
+        self.drain()
+
+    def forget_in_child(self) -> None:
+        """A forked child takes the default signal actions and none of the parent's plumbing."""
+        signal.set_wakeup_fd(-1)
+        for signum in self.SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        self._reader.close()
+        self._writer.close()

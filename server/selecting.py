@@ -1,0 +1,246 @@
+"""The select echo server: one process watches every socket and serves whichever is ready.
+
+    loop: copy the watched sets, re-arm the timeout, select()
+          listener readable  -> accept, start watching the new client
+          client readable    -> read into its buffer (EOF: finish once the buffer is sent)
+          client writable    -> send what its buffer holds
+
+Client sockets are non-blocking and each has a bounded output buffer: a client that sends
+but never reads fills its own buffer, and the server then stops reading from it (TCP flow
+control pushes back on that client alone) instead of blocking everyone in send().
+
+`MultiplexingEchoServer` holds the per-client logic; a subclass names the kernel mechanism
+that waits (select() here, epoll in `epolling.py`), as the selectors module does.
+"""
+
+from __future__ import annotations
+
+import errno
+import resource
+import select
+import socket
+from dataclasses import dataclass, field
+
+from server.listener import (
+    FD_SETSIZE,
+    Shutdown,
+    listen_address,
+    log,
+    open_listener,
+    peer_name,
+    set_role,
+)
+
+BUFFER_LIMIT = 256 * 1024
+RECV_SIZE = 65536
+TICK_SECONDS = 1.0
+ACCEPTS_PER_WAKEUP = 64
+RESERVED_FDS = 16  # stdio, the listener, the signal self-pipe, and room to spare
+
+
+@dataclass(slots=True)
+class Client:
+    sock: socket.socket
+    peer: str
+    pending: bytearray = field(default_factory=bytearray)
+    echoed: int = 0
+    reading: bool = True  # False once the client half-closed (EOF)
+    told_full: bool = False
+
+
+def descriptor_ceiling() -> int:
+    """How many descriptors this process may open (RLIMIT_NOFILE's soft limit)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+class MultiplexingEchoServer:
+    model = "multiplexing"
+    descriptor_limit: int | None = None  # the wait mechanism's own ceiling, if any
+
+    def __init__(self, host: str, port: int, max_clients: int | None) -> None:
+        set_role(f"{self.model}-server")
+        self.listener = open_listener(host, port)
+        self.shutdown = Shutdown()
+        self.clients: dict[int, Client] = {}
+        self.max_clients = self.clamp_max_clients(max_clients)
+        self.accepting = True
+        self.accept_paused = False  # after EMFILE: resume on the next tick
+
+    def clamp_max_clients(self, requested: int | None) -> int:
+        ceiling = descriptor_ceiling()
+        if self.descriptor_limit is not None:
+            ceiling = min(ceiling, self.descriptor_limit)
+        allowed = max(1, ceiling - RESERVED_FDS)
+        if requested is None:
+            return allowed
+        if requested > allowed:
+            log(f"--max-clients {requested} lowered to {allowed}: descriptors stop at {ceiling}")
+            return allowed
+        return requested
+
+    # The wait mechanism: a subclass keeps the interest sets and waits on them.
+    def watch(self, fd: int, read: bool, write: bool) -> None:
+        raise NotImplementedError
+
+    def forget(self, fd: int) -> None:
+        raise NotImplementedError
+
+    def wait_ready(self, timeout: float) -> tuple[list[int], list[int]]:
+        raise NotImplementedError
+
+    def serve_forever(self) -> int:
+        log(
+            f"listening on {listen_address(self.listener)} "
+            f"({self.model} server, max {self.max_clients} clients)"
+        )
+        self.watch(self.shutdown.wakeup_fd, read=True, write=False)
+        self.watch(self.listener.fileno(), read=True, write=False)
+        while not self.shutdown.requested:
+            readable, writable = self.wait_ready(TICK_SECONDS)
+            for fd in readable:
+                if fd == self.shutdown.wakeup_fd:
+                    self.shutdown.drain()
+                elif fd == self.listener.fileno():
+                    self.accept_clients()
+                elif client := self.clients.get(fd):
+                    self.on_readable(fd, client)
+            for fd in writable:
+                if client := self.clients.get(fd):
+                    self.flush(fd, client)
+            self.housekeeping()
+        self.stop()
+        return 0
+
+    def accept_clients(self) -> None:
+        for _ in range(ACCEPTS_PER_WAKEUP):
+            if len(self.clients) >= self.max_clients:
+                break
+            try:
+                sock, address = self.listener.accept()
+            except (BlockingIOError, ConnectionAbortedError):
+                break
+            except OSError as error:
+                if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                # The connection stays in the backlog; watching the listener now would
+                # report it readable again at once (a busy loop), so pause until a tick.
+                log(f"accept failed ({error}): pausing accepts until the next tick")
+                self.accept_paused = True
+                break
+            peer = peer_name(address)
+            fd = sock.fileno()
+            if self.descriptor_limit is not None and fd >= self.descriptor_limit:
+                sock.close()
+                log(f"refused {peer}: descriptor {fd} is beyond what {self.model}() can watch")
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.clients[fd] = Client(sock, peer)
+            self.watch(fd, read=True, write=False)
+            log(f"new client connected... {peer} fd {fd} ({len(self.clients)} clients)")
+        self.update_accepting()
+
+    def update_accepting(self) -> None:
+        """Watch the listener only while there is room; waiting clients sit in the backlog."""
+        should = not self.accept_paused and len(self.clients) < self.max_clients
+        if should == self.accepting:
+            return
+        self.accepting = should
+        self.watch(self.listener.fileno(), read=should, write=False)
+        if len(self.clients) >= self.max_clients:
+            log(f"at the limit of {self.max_clients} clients: new connections wait in the backlog")
+        elif should:
+            log(f"below the limit of {self.max_clients} clients again: accepting")
+
+    def on_readable(self, fd: int, client: Client) -> None:
+        room = min(RECV_SIZE, BUFFER_LIMIT - len(client.pending))
+        if room <= 0:
+            return  # recv(0) would read as EOF
+        try:
+            data = client.sock.recv(room)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self.drop(fd, client, error)
+            return
+        if not data:
+            client.reading = False  # half-closed: echo what is left, then close
+        else:
+            client.pending += data
+        self.flush(fd, client)
+
+    def flush(self, fd: int, client: Client) -> None:
+        if client.pending:
+            try:
+                sent = client.sock.send(client.pending)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:
+                self.drop(fd, client, error)
+                return
+            client.echoed += sent
+            del client.pending[:sent]
+        if not client.reading and not client.pending:
+            self.close_client(fd, client)
+            log(f"client disconnected... {client.peer} fd {fd} ({client.echoed} bytes echoed)")
+            return
+        full = len(client.pending) >= BUFFER_LIMIT
+        if full and not client.told_full:
+            client.told_full = True
+            log(
+                f"client {client.peer} fd {fd} is not reading its echo: "
+                f"{BUFFER_LIMIT // 1024} KiB buffered, pausing reads from it"
+            )
+        self.watch(fd, read=client.reading and not full, write=bool(client.pending))
+
+    def drop(self, fd: int, client: Client, error: OSError) -> None:
+        self.close_client(fd, client)
+        log(f"client lost... {client.peer} fd {fd} after {client.echoed} bytes echoed: {error}")
+
+    def close_client(self, fd: int, client: Client) -> None:
+        self.forget(fd)
+        del self.clients[fd]
+        client.sock.close()
+        self.update_accepting()
+
+    def housekeeping(self) -> None:
+        if self.accept_paused:
+            self.accept_paused = False
+            self.update_accepting()
+
+    def stop(self) -> None:
+        log(
+            f"shutting down on {self.shutdown.requested}: "
+            f"closing the listener and {len(self.clients)} clients"
+        )
+        for client in self.clients.values():
+            client.sock.close()
+        self.clients.clear()
+        self.listener.close()
+        log("shut down")
+
+
+class SelectEchoServer(MultiplexingEchoServer):
+    model = "select"
+    descriptor_limit = FD_SETSIZE
+
+    def __init__(self, host: str, port: int, max_clients: int | None) -> None:
+        self.reads: set[int] = set()
+        self.writes: set[int] = set()
+        super().__init__(host, port, max_clients)
+
+    def watch(self, fd: int, read: bool, write: bool) -> None:
+        (self.reads.add if read else self.reads.discard)(fd)
+        (self.writes.add if write else self.writes.discard)(fd)
+
+    def forget(self, fd: int) -> None:
+        self.reads.discard(fd)
+        self.writes.discard(fd)
+
+    def wait_ready(self, timeout: float) -> tuple[list[int], list[int]]:
+        # select() overwrites the fd sets and the timeout it is given, so every call gets
+        # fresh copies of the watched sets (the C code's `temps = reads`) and a re-armed
+        # timeout; Python builds new fd_sets from these lists on each call.
+        readable, writable, _ = select.select(list(self.reads), list(self.writes), [], timeout)
+        return readable, writable
