@@ -1,0 +1,1 @@
+"""Split-I/O echo client (see client/__main__.py)."""
