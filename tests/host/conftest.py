@@ -1,0 +1,58 @@
+"""Host-tier fixtures: each has one job and can be overridden by name."""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.host.support import ClientResult, ServerProcess, run_client, start_server
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def server_factory() -> Iterator[StartServer]:
+    """start(model, *args, user=None, group=None): a listening server, stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(model: str, *args: str, **kwargs: object) -> ServerProcess:
+        server = start_server(model, *args, **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.cleanup()
+
+
+@pytest.fixture(params=["fork", "select"])
+def server(request: pytest.FixtureRequest, server_factory: StartServer) -> ServerProcess:
+    """Each server model in turn, with default options."""
+    return server_factory(request.param)
+
+
+@pytest.fixture
+def fork_server(server_factory: StartServer) -> ServerProcess:
+    return server_factory("fork")
+
+
+@pytest.fixture
+def select_server(server_factory: StartServer) -> ServerProcess:
+    return server_factory("select")
+
+
+@pytest.fixture
+def client() -> Callable[..., ClientResult]:
+    """client(port, *args, timeout=60, stdin=None): run the split-I/O client to completion."""
+    return run_client
+
+
+@pytest.fixture
+def many_fds() -> Iterator[int]:
+    """Raise this process's RLIMIT_NOFILE soft limit to the hard limit; restore it after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    yield hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

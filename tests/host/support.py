@@ -1,0 +1,413 @@
+"""Plumbing for the host tier: server and client subprocesses, raw sockets, bounded polling.
+
+The tests read as statements about the kernel; the how (pipes, threads, deadlines) lives here.
+Every wait is bounded, every socket talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests import procfs
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+
+LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (?P<role>[\w-]+)\[(?P<pid>\d+)\] (?P<message>.*)$")
+LISTENING = re.compile(
+    r"listening on (?P<host>\S+):(?P<port>\d+) "
+    r"\((?P<model>\w+) server, max (?P<max>\d+) (?:children|clients)\)"
+)
+
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float, interval: float = 0.02, what: str = "condition"
+) -> T:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what} (last: {value!r})"
+            )
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- log capture
+
+
+class LogCapture:
+    """Reads a pipe line by line in a daemon thread; lets tests wait for a line to appear."""
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._pump, args=(stream,), name=name, daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: Any) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            for raw in iter(stream.readline, b""):
+                with self._cond:
+                    self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                    self._cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def snapshot(self) -> list[str]:
+        with self._cond:
+            return list(self.lines)
+
+    def wait_for(
+        self, pattern: str | re.Pattern[str], timeout: float, start: int = 0
+    ) -> re.Match[str]:
+        """The first match of `pattern` in lines[start:], waiting up to `timeout` seconds."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            index = start
+            while True:
+                while index < len(self.lines):
+                    m = regex.search(self.lines[index])
+                    if m:
+                        return m
+                    index += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or (self._closed and index >= len(self.lines)):
+                    tail = "\n".join(self.lines[-30:])
+                    raise AssertionError(
+                        f"no log line matching {regex.pattern!r} within {timeout} s; log tail:\n"
+                        f"{tail}"
+                    )
+                self._cond.wait(left)
+
+
+# ---------------------------------------------------------------- the server under test
+
+
+@dataclass
+class ServerProcess:
+    model: str
+    proc: subprocess.Popen[bytes]
+    log: LogCapture
+    stdout: LogCapture
+    port: int = 0
+    limit: int = 0  # max children / max clients, as the listening line states it
+    _seen: dict[int, int] = field(default_factory=dict)  # pid -> starttime, for clean-up
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_lines(self) -> list[str]:
+        return self.log.snapshot()
+
+    def mark(self) -> int:
+        """A position in the log: pass it as `start` to only look at what comes after."""
+        return len(self.log.lines)
+
+    def wait_for_log(
+        self, pattern: str | re.Pattern[str], timeout: float = 5.0, start: int = 0
+    ) -> re.Match[str]:
+        return self.log.wait_for(pattern, timeout, start)
+
+    def messages(self, role: str | None = None) -> list[tuple[str, int, str]]:
+        """(role, pid, message) for each well-formed log line."""
+        out = []
+        for line in self.log_lines():
+            m = LOG_LINE.match(line)
+            if m and (role is None or m["role"] == role):
+                out.append((m["role"], int(m["pid"]), m["message"]))
+        return out
+
+    def children(self) -> list[int]:
+        kids = procfs.children_of(self.pid)
+        for kid in kids:
+            st = procfs.stat(kid)
+            if st is not None:
+                self._seen.setdefault(kid, st.starttime)
+        return kids
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_children(self, count: int, timeout: float = 10.0) -> list[int]:
+        """Poll until the server has exactly `count` children; return them."""
+        kids: list[int] = []
+
+        def settled() -> bool:
+            nonlocal kids
+            kids = self.children()
+            return len(kids) == count
+
+        wait_until(settled, timeout, what=f"{count} children of {self.model} server")
+        return kids
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int | None:
+        """Signal the server and wait for it; SIGKILL if it does not go. Returns its status."""
+        if self.proc.poll() is None:
+            self.children()  # remember who to clean up if the server leaves them behind
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        return self.proc.returncode
+
+    def cleanup(self) -> None:
+        """Leave nothing behind: the server, its children, anything in its process group."""
+        self.stop()
+        for pid, starttime in self._seen.items():
+            if procfs.is_alive(pid, starttime):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)  # process_group=0 made the server its leader
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def start_server(
+    model: str,
+    *args: str,
+    user: int | None = None,
+    group: int | None = None,
+    startup_timeout: float = 15.0,
+) -> ServerProcess:
+    """Start `python -m server MODEL --host 127.0.0.1 --port 0 ARGS` and wait until it listens."""
+    argv = [sys.executable, "-m", "server", model, "--host", HOST, "--port", "0", *args]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    extra: dict[str, Any] = {}
+    if user is not None:
+        extra = {"user": user, "group": group, "extra_groups": []}
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        process_group=0,
+        **extra,
+    )
+    server = ServerProcess(
+        model,
+        proc,
+        LogCapture(proc.stderr, f"{model}-server-log"),
+        LogCapture(proc.stdout, f"{model}-server-stdout"),
+    )
+    try:
+        m = server.wait_for_log(LISTENING, timeout=startup_timeout)
+    except AssertionError:
+        server.cleanup()
+        raise
+    server.port = int(m["port"])
+    server.limit = int(m["max"])
+    return server
+
+
+# ---------------------------------------------------------------- the client under test
+
+
+@dataclass
+class ClientResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def report(self) -> dict[str, Any]:
+        """The --json report: the last line of stdout that parses as a JSON object."""
+        for line in reversed(self.stdout.strip().splitlines()):
+            with contextlib.suppress(ValueError):
+                value = json.loads(line)
+                if isinstance(value, dict):
+                    return value
+        with contextlib.suppress(ValueError):
+            value = json.loads(self.stdout)
+            if isinstance(value, dict):
+                return value
+        raise AssertionError(f"no JSON report in client stdout:\n{self.stdout}\n{self.stderr}")
+
+    def __str__(self) -> str:
+        return (
+            f"client {' '.join(self.argv[3:])} exited {self.returncode}\n"
+            f"stdout:\n{self.stdout[-3000:]}\nstderr:\n{self.stderr[-3000:]}"
+        )
+
+
+def run_client(
+    port: int, *args: str, timeout: float = 60.0, stdin: bytes | None = None
+) -> ClientResult:
+    """Run `python -m client --server 127.0.0.1:PORT ARGS` to completion (bounded)."""
+    argv = [sys.executable, "-m", "client", "--server", f"{HOST}:{port}", *args]
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        process_group=0,
+    )
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the client's forked writers too
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"client {' '.join(argv[3:])} still running after {timeout} s\n"
+            f"stdout:\n{out.decode(errors='replace')}\nstderr:\n{err.decode(errors='replace')}"
+        ) from None
+    return ClientResult(
+        argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    )
+
+
+# ---------------------------------------------------------------- raw sockets
+
+
+def payload_for(index: int, size: int) -> bytes:
+    """A payload no other connection sends: a tagged header, then seeded random bytes."""
+    tag = f"<connection {index}>".encode()
+    body = random.Random(index).randbytes(max(0, size - len(tag)))
+    return (tag + body)[:size]
+
+
+def connect(port: int, timeout: float = 10.0) -> socket.socket:
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def recv_exactly(sock: socket.socket, size: int, timeout: float = 10.0) -> bytes:
+    """Read `size` bytes; fewer only if the peer closes first. Bounded by `timeout` overall."""
+    deadline = time.monotonic() + timeout
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(min(size - got, 1 << 20))
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def recv_until_eof(sock: socket.socket, timeout: float = 30.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    parts: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no EOF within {timeout} s ({sum(map(len, parts))} bytes read)")
+        sock.settimeout(left)
+        with contextlib.suppress(TimeoutError):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+
+
+def roundtrip(sock: socket.socket, payload: bytes, timeout: float = 10.0) -> bytes:
+    """Send a payload small enough for the socket buffers, then read as many bytes back."""
+    sock.settimeout(timeout)
+    sock.sendall(payload)
+    return recv_exactly(sock, len(payload), timeout)
+
+
+def echo(
+    port: int, chunks: Iterable[bytes], timeout: float = 60.0, pause_every: int = 0
+) -> tuple[bytes, bytes]:
+    """One connection, split I/O: a thread writes `chunks` then shuts down its write side,
+    this thread reads until EOF. Returns (sent, received)."""
+    sock = connect(port, timeout)
+    sent = bytearray()
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for i, chunk in enumerate(chunks):
+                sock.sendall(chunk)
+                sent.extend(chunk)
+                if pause_every and i % pause_every == 0:
+                    time.sleep(0.001)  # let small writes reach the peer as separate segments
+            sock.shutdown(socket.SHUT_WR)
+        except BaseException as error:  # reported by the reading side
+            failure.append(error)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        received = recv_until_eof(sock, timeout)
+    finally:
+        thread.join(timeout)
+        sock.close()
+    if failure:
+        raise failure[0]
+    return bytes(sent), received
+
+
+def sees_close(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """True when the peer closes (EOF or reset) within `timeout` and sends nothing first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        sock.settimeout(left)
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        return not data  # data is an echo, not a close
+
+
+def readable_within(sock: socket.socket, timeout: float) -> bool:
+    ready, _, _ = select.select([sock], [], [], timeout)
+    return bool(ready)
+
+
+def first_difference(sent: bytes, received: bytes) -> str:
+    """A short description for assertion messages."""
+    if sent == received:
+        return "identical"
+    for i, (a, b) in enumerate(zip(sent, received, strict=False)):
+        if a != b:
+            return f"byte {i} differs (sent {a:#04x}, got {b:#04x})"
+    return f"lengths differ (sent {len(sent)}, got {len(received)})"

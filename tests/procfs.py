@@ -1,0 +1,339 @@
+"""What the kernel shows: processes, their states, their sockets, read from /proc.
+
+Two layers, so the host tier and the docker tier share one parser:
+
+* ``parse_*`` functions take the *text* of a /proc file and return plain data. The docker
+  tier feeds them text it read with ``docker exec ... cat /proc/...``.
+* The other functions read a live /proc tree (``root``, default ``"/proc"``) and call the
+  parsers. A process can vanish between two reads; readers treat that as "gone", never as
+  an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = "/proc"
+
+TCP_STATES = {
+    0x01: "ESTABLISHED",
+    0x02: "SYN_SENT",
+    0x03: "SYN_RECV",
+    0x04: "FIN_WAIT1",
+    0x05: "FIN_WAIT2",
+    0x06: "TIME_WAIT",
+    0x07: "CLOSE",
+    0x08: "CLOSE_WAIT",
+    0x09: "LAST_ACK",
+    0x0A: "LISTEN",
+    0x0B: "CLOSING",
+}
+
+_SOCKET_LINK = re.compile(r"^socket:\[(\d+)\]$")
+
+
+# ---------------------------------------------------------------- parsers (text in, data out)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """The fields of /proc/<pid>/stat the tests use."""
+
+    pid: int
+    comm: str
+    state: str  # 'R', 'S', 'D', 'Z', 'T', ...
+    ppid: int
+    pgrp: int
+    num_threads: int
+    starttime: int  # ticks after boot: (pid, starttime) names a process; a pid may be reused
+
+
+def parse_stat(text: str) -> Stat:
+    """Parse /proc/<pid>/stat. comm may hold spaces and parentheses: split at the last ')'."""
+    head, _, tail = text.rpartition(")")
+    pid_text, _, comm = head.partition(" (")
+    fields = tail.split()
+    # fields[0] is field 3 (state) of proc(5); field n is fields[n - 3].
+    return Stat(
+        pid=int(pid_text),
+        comm=comm,
+        state=fields[0],
+        ppid=int(fields[1]),
+        pgrp=int(fields[2]),
+        num_threads=int(fields[17]),
+        starttime=int(fields[19]),
+    )
+
+
+def parse_status(text: str) -> dict[str, str]:
+    """Parse /proc/<pid>/status into {key: raw value}."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_children(text: str) -> list[int]:
+    """Parse /proc/<pid>/task/<tid>/children: space-separated pids."""
+    return [int(p) for p in text.split()]
+
+
+def socket_inode(link: str) -> int | None:
+    """The inode of an fd link target like 'socket:[12345]', else None."""
+    m = _SOCKET_LINK.match(link)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    """One row of /proc/net/tcp or /proc/net/tcp6."""
+
+    local_ip: str
+    local_port: int
+    remote_ip: str
+    remote_port: int
+    state: str  # name from TCP_STATES, e.g. 'LISTEN'
+    tx_queue: int
+    rx_queue: int  # for a LISTEN socket: connections waiting in the accept queue
+    uid: int
+    inode: int
+
+
+def _hex_ip(text: str) -> str:
+    raw = bytes.fromhex(text)
+    if len(raw) == 4:
+        return ".".join(str(b) for b in raw[::-1])
+    # IPv6: four 32-bit words, each in host (little-endian) order.
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    if words[:12] == b"\0" * 10 + b"\xff\xff":
+        return ".".join(str(b) for b in words[12:])  # v4-mapped: report the v4 address
+    return ":".join(words[i : i + 2].hex() for i in range(0, 16, 2))
+
+
+def parse_net_tcp(text: str) -> list[TcpSocket]:
+    """Parse /proc/net/tcp or /proc/net/tcp6 (the header line is skipped)."""
+    out: list[TcpSocket] = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 10:
+            continue
+        lip, lport = f[1].split(":")
+        rip, rport = f[2].split(":")
+        tx, rx = f[4].split(":")
+        state = int(f[3], 16)
+        out.append(
+            TcpSocket(
+                local_ip=_hex_ip(lip),
+                local_port=int(lport, 16),
+                remote_ip=_hex_ip(rip),
+                remote_port=int(rport, 16),
+                state=TCP_STATES.get(state, hex(state)),
+                tx_queue=int(tx, 16),
+                rx_queue=int(rx, 16),
+                uid=int(f[7]),
+                inode=int(f[9]),
+            )
+        )
+    return out
+
+
+def parse_smaps_rollup(text: str) -> dict[str, int]:
+    """Parse /proc/<pid>/smaps_rollup into {field: kB}, e.g. {'Rss': 10240, 'Pss': 4096}."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 2 and f[0].endswith(":") and f[1].isdigit():
+            out[f[0][:-1]] = int(f[1])
+    return out
+
+
+# ---------------------------------------------------------------- readers (a live /proc tree)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return None  # the process is gone
+
+
+def all_pids(root: str = PROC) -> list[int]:
+    return sorted(int(p.name) for p in Path(root).iterdir() if p.name.isdigit())
+
+
+def stat(pid: int, root: str = PROC) -> Stat | None:
+    text = _read(Path(root, str(pid), "stat"))
+    return parse_stat(text) if text else None
+
+
+def status(pid: int, root: str = PROC) -> dict[str, str] | None:
+    text = _read(Path(root, str(pid), "status"))
+    return parse_status(text) if text else None
+
+
+def process_state(pid: int, root: str = PROC) -> str | None:
+    """'R', 'S', 'Z', ... or None when no such process exists (zombies do exist)."""
+    s = stat(pid, root)
+    return s.state if s else None
+
+
+def is_alive(pid: int, starttime: int | None = None, root: str = PROC) -> bool:
+    """True while the process exists and is not a zombie; starttime guards against pid reuse."""
+    s = stat(pid, root)
+    if s is None or s.state in ("Z", "X"):
+        return False
+    return starttime is None or s.starttime == starttime
+
+
+def exists(pid: int, starttime: int | None = None, root: str = PROC) -> bool:
+    """True while the kernel still has the process, zombies included."""
+    s = stat(pid, root)
+    return s is not None and (starttime is None or s.starttime == starttime)
+
+
+def children_of(pid: int, root: str = PROC) -> list[int]:
+    """Direct children, zombies included (a zombie keeps its parent until reaped).
+
+    /proc/<pid>/task/*/children needs CONFIG_PROC_CHILDREN; without it, scan every stat's ppid.
+    """
+    task_dir = Path(root, str(pid), "task")
+    files = list(task_dir.glob("*/children"))
+    if files:
+        kids: set[int] = set()
+        for f in files:
+            text = _read(f)
+            if text:
+                kids.update(parse_children(text))
+        return sorted(kids)
+    return sorted(_scan_children(pid, root))
+
+
+def _scan_children(pid: int, root: str) -> set[int]:
+    kids: set[int] = set()
+    for p in all_pids(root):
+        s = stat(p, root)
+        if s is not None and s.ppid == pid:
+            kids.add(p)
+    return kids
+
+
+def descendants_of(pid: int, root: str = PROC) -> list[int]:
+    """Children, grandchildren, ... in one scan of /proc."""
+    by_parent: dict[int, list[int]] = {}
+    for p in all_pids(root):
+        s = stat(p, root)
+        if s is not None:
+            by_parent.setdefault(s.ppid, []).append(p)
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = by_parent.get(todo.pop(), [])
+        out.extend(kids)
+        todo.extend(kids)
+    return sorted(out)
+
+
+def zombies_among(pids: Iterable[int], root: str = PROC) -> list[int]:
+    return [p for p in pids if process_state(p, root) == "Z"]
+
+
+def thread_count(pid: int, root: str = PROC) -> int | None:
+    s = stat(pid, root)
+    return s.num_threads if s else None
+
+
+def tasks_of_uid(uid: int, root: str = PROC) -> int:
+    """Threads whose real uid is `uid`: what RLIMIT_NPROC counts against."""
+    total = 0
+    for p in all_pids(root):
+        st = status(p, root)
+        if st and int(st.get("Uid", "-1 ").split()[0]) == uid:
+            total += int(st.get("Threads", "1"))
+    return total
+
+
+def fd_targets(pid: int, root: str = PROC) -> dict[int, str]:
+    """{fd: link target} for every open descriptor ({} once the process is gone)."""
+    fd_dir = Path(root, str(pid), "fd")
+    out: dict[int, str] = {}
+    try:
+        names = os.listdir(fd_dir)
+    except (FileNotFoundError, ProcessLookupError):
+        return out
+    for name in names:
+        try:
+            out[int(name)] = os.readlink(fd_dir / name)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # closed meanwhile
+    return out
+
+
+def open_fd_count(pid: int, root: str = PROC) -> int:
+    return len(fd_targets(pid, root))
+
+
+def socket_fds(pid: int, root: str = PROC) -> dict[int, int]:
+    """{fd: socket inode} for the descriptors that are sockets."""
+    out: dict[int, int] = {}
+    for fd, target in fd_targets(pid, root).items():
+        inode = socket_inode(target)
+        if inode is not None:
+            out[fd] = inode
+    return out
+
+
+def socket_inodes(pid: int, root: str = PROC) -> set[int]:
+    return set(socket_fds(pid, root).values())
+
+
+def tcp_sockets(root: str = PROC, pid: int | str = "self") -> list[TcpSocket]:
+    """Rows of tcp and tcp6 as seen from the network namespace of `pid`."""
+    out: list[TcpSocket] = []
+    for name in ("tcp", "tcp6"):
+        text = _read(Path(root, str(pid), "net", name))
+        if text:
+            out.extend(parse_net_tcp(text))
+    return out
+
+
+def listening_sockets(port: int, root: str = PROC) -> list[TcpSocket]:
+    return [s for s in tcp_sockets(root) if s.state == "LISTEN" and s.local_port == port]
+
+
+def listening_inodes(port: int, root: str = PROC) -> set[int]:
+    return {s.inode for s in listening_sockets(port, root)}
+
+
+def accepted_inodes(port: int, root: str = PROC) -> set[int]:
+    """Server-side ends of connections to `port` (local port == port, not listening).
+
+    Client-side ends of a connection to `port` have remote_port == port and are not included.
+    Inode 0 means no process holds the socket any more (TIME_WAIT and friends): left out.
+    """
+    return {
+        s.inode
+        for s in tcp_sockets(root)
+        if s.local_port == port and s.state != "LISTEN" and s.inode != 0
+    }
+
+
+def memory_kb(pid: int, root: str = PROC) -> dict[str, int] | None:
+    """Rss, Pss, ... in kB from smaps_rollup (None once the process is gone)."""
+    text = _read(Path(root, str(pid), "smaps_rollup"))
+    return parse_smaps_rollup(text) if text else None
+
+
+def rss_kb(pid: int, root: str = PROC) -> int | None:
+    m = memory_kb(pid, root)
+    return m.get("Rss") if m else None
+
+
+def pss_kb(pid: int, root: str = PROC) -> int | None:
+    m = memory_kb(pid, root)
+    return m.get("Pss") if m else None
