@@ -1,0 +1,22 @@
+# The official image where a registry is reachable; elsewhere one built from Debian's
+# packages: --build-arg PYTHON_IMAGE=$(scripts/ensure-base-image.sh)
+ARG PYTHON_IMAGE=python:3.13-slim
+FROM ${PYTHON_IMAGE}
+ARG PYTHON_IMAGE
+
+LABEL org.opencontainers.image.title="echolab" \
+      org.opencontainers.image.description="Multi-client TCP echo servers (fork, select) and a split-I/O client, stdlib only" \
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+WORKDIR /app
+# Root-owned and read-only to the app user: the servers cannot rewrite their own code.
+COPY server/ /app/server/
+COPY client/ /app/client/
+
+# Numeric, so it works in a base image without useradd or a passwd entry.
+USER 10001:10001
+EXPOSE 9000 9001
+CMD ["python3", "-m", "server", "fork"]
