@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from server.listener import set_quiet_hosts
+
 DEFAULT_PORTS = {"fork": 9000, "select": 9001}
 
 
@@ -25,6 +27,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             type=int,
             default=DEFAULT_PORTS[name],
             help="TCP port; 0 picks a free one and logs it (default: %(default)s)",
+        )
+        model.add_argument(
+            "--quiet-peer",
+            action="append",
+            default=[],
+            metavar="IP",
+            help="serve connections from IP without logging them (the container's own "
+            "health probe); may be repeated",
         )
         return model
 
@@ -57,6 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    set_quiet_hosts(args.quiet_peer)
     if args.model == "fork":
         from server.forking import ForkingEchoServer
 

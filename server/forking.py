@@ -19,7 +19,15 @@ import signal
 import socket
 import time
 
-from server.listener import Shutdown, listen_address, log, open_listener, peer_name, set_role
+from server.listener import (
+    Shutdown,
+    is_quiet,
+    listen_address,
+    log,
+    open_listener,
+    peer_name,
+    set_role,
+)
 
 # A child exits 0 after a clean EOF and 1 when the connection broke (reset, broken pipe).
 EXIT_CLEAN, EXIT_CONNECTION_LOST = 0, 1
@@ -52,7 +60,7 @@ class ForkingEchoServer:
         set_role("fork-server")
         self.listener = open_listener(host, port)
         self.max_children = max_children
-        self.children: dict[int, str] = {}
+        self.children: dict[int, str | None] = {}  # pid -> peer (None: served unlogged)
         self.shutdown = Shutdown()
         signal.signal(signal.SIGCHLD, self.reap_children)
 
@@ -66,8 +74,8 @@ class ForkingEchoServer:
                 return
             if pid == 0:
                 return
-            self.children.pop(pid, None)
-            log(f"removed proc id: {pid} ({describe_status(status)})")
+            if self.children.pop(pid, "") is not None:
+                log(f"removed proc id: {pid} ({describe_status(status)})")
 
     def serve_forever(self) -> int:
         log(
@@ -110,6 +118,7 @@ class ForkingEchoServer:
                 self.shutdown.wait(1.0)
                 return
             peer = peer_name(address)
+            quiet = is_quiet(address)
             # Hold SIGCHLD until the child is recorded: a child that exits at once must not
             # be reaped before the parent knows its pid.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
@@ -123,15 +132,16 @@ class ForkingEchoServer:
                 self.shutdown.wait(1.0)  # retry once a child exits, not in a tight loop
                 return
             if pid == 0:
-                self.run_child(client, peer)
-            self.children[pid] = peer
+                self.run_child(client, peer, quiet)
+            self.children[pid] = None if quiet else peer
             # The child holds its own descriptor; the parent's copy would keep the
             # connection open after the child closes it (the client would never see EOF).
             client.close()
-            log(f"new client connected... {peer} -> child {pid}")
+            if not quiet:
+                log(f"new client connected... {peer} -> child {pid}")
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
-    def run_child(self, client: socket.socket, peer: str) -> None:
+    def run_child(self, client: socket.socket, peer: str, quiet: bool) -> None:
         set_role("fork-child")
         self.shutdown.forget_in_child()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -144,7 +154,8 @@ class ForkingEchoServer:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             echoed, error = echo_until_eof(client)
             if error is None:
-                log(f"client disconnected... {peer} ({echoed} bytes echoed)")
+                if not quiet:
+                    log(f"client disconnected... {peer} ({echoed} bytes echoed)")
             else:
                 log(f"client lost... {peer} after {echoed} bytes echoed: {error}")
                 status = EXIT_CONNECTION_LOST

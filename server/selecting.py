@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from server.listener import (
     FD_SETSIZE,
     Shutdown,
+    is_quiet,
     listen_address,
     log,
     open_listener,
@@ -46,6 +47,7 @@ class Client:
     echoed: int = 0
     reading: bool = True  # False once the client half-closed (EOF)
     told_full: bool = False
+    quiet: bool = False  # served without connect/disconnect lines (health probes)
 
 
 def descriptor_ceiling() -> int:
@@ -136,9 +138,10 @@ class MultiplexingEchoServer:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.clients[fd] = Client(sock, peer)
+            self.clients[fd] = client = Client(sock, peer, quiet=is_quiet(address))
             self.watch(fd, read=True, write=False)
-            log(f"new client connected... {peer} fd {fd} ({len(self.clients)} clients)")
+            if not client.quiet:
+                log(f"new client connected... {peer} fd {fd} ({len(self.clients)} clients)")
         self.update_accepting()
 
     def update_accepting(self) -> None:
@@ -183,7 +186,8 @@ class MultiplexingEchoServer:
             del client.pending[:sent]
         if not client.reading and not client.pending:
             self.close_client(fd, client)
-            log(f"client disconnected... {client.peer} fd {fd} ({client.echoed} bytes echoed)")
+            if not client.quiet:
+                log(f"client disconnected... {client.peer} fd {fd} ({client.echoed} bytes echoed)")
             return
         full = len(client.pending) >= BUFFER_LIMIT
         if full and not client.told_full:
