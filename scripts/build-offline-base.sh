@@ -96,7 +96,7 @@ if ! build "$suite"; then
     # update of debian-archive-keyring usually adds it.
     if [[ $EUID == 0 ]]; then
         log "the host's keyring cannot verify $suite: upgrading debian-archive-keyring"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --only-upgrade debian-archive-keyring >&2 || true
+        { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --only-upgrade debian-archive-keyring; } >&2 || true
     fi
     if ! build "$suite"; then
         if ! signature_error || [[ -z $host_codename || $suite == "$host_codename" ]]; then
