@@ -12,6 +12,7 @@ import os
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -193,19 +194,63 @@ class ServerProcess:
                     stream.close()
 
 
+def interpreter_for(uid: int, gid: int) -> str:
+    """A Python >= 3.11 that `uid` may run: this one, or else a system python3.
+
+    This interpreter may live where only root can reach it (e.g. pyenv under /root).
+    """
+    candidates = [sys.executable, shutil.which("python3"), "/usr/bin/python3"]
+    candidates.append("/usr/local/bin/python3")
+    check = "import sys; sys.exit(sys.version_info < (3, 11))"
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            done = subprocess.run(
+                [candidate, "-c", check],
+                cwd=REPO_ROOT,
+                user=uid,
+                group=gid,
+                extra_groups=[],
+                capture_output=True,
+                timeout=10,
+            )
+            if done.returncode == 0:
+                return candidate
+    raise AssertionError(f"no Python >= 3.11 that uid {uid} may run among {candidates}")
+
+
+# Sets resource limits on itself, then becomes the server (same pid): lowering one's own limits
+# needs no privilege, while prlimit() on another uid's process needs CAP_SYS_RESOURCE.
+_SET_LIMITS_THEN_EXEC = """\
+import json, os, resource, sys
+for name, (soft, hard) in json.loads(sys.argv[1]).items():
+    resource.setrlimit(getattr(resource, name), (soft, hard))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 def start_server(
     model: str,
     *args: str,
     user: int | None = None,
     group: int | None = None,
+    rlimits: dict[str, tuple[int, int]] | None = None,
     startup_timeout: float = 15.0,
 ) -> ServerProcess:
-    """Start `python -m server MODEL --host 127.0.0.1 --port 0 ARGS` and wait until it listens."""
-    argv = [sys.executable, "-m", "server", model, "--host", HOST, "--port", "0", *args]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    """Start `python -m server MODEL --host 127.0.0.1 --port 0 ARGS` and wait until it listens.
+
+    With `user` (and `group`), the server runs as that uid, with no supplementary groups.
+    `rlimits` maps resource names to (soft, hard), e.g. {"RLIMIT_NPROC": (3, 3)}.
+    """
+    python = sys.executable
     extra: dict[str, Any] = {}
     if user is not None:
+        group = group if group is not None else os.getgid()
+        python = interpreter_for(user, group)
         extra = {"user": user, "group": group, "extra_groups": []}
+    argv = [python, "-m", "server", model, "--host", HOST, "--port", "0", *args]
+    if rlimits:
+        argv = [python, "-c", _SET_LIMITS_THEN_EXEC, json.dumps(rlimits), *argv]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.Popen(
         argv,
         cwd=REPO_ROOT,
