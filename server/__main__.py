@@ -7,7 +7,7 @@ import sys
 
 from server.listener import set_quiet_hosts
 
-DEFAULT_PORTS = {"fork": 9000, "select": 9001}
+DEFAULT_PORTS = {"fork": 9000, "select": 9001, "epoll": 9002}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -47,6 +47,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="at N live children stop accepting; new connections wait in the listen "
         "backlog until a child exits (default: %(default)s)",
     )
+    for flag, effect in (
+        ("--no-reap", "never waitpid(): exited children stay zombies"),
+        ("--child-keeps-listener", "children do not close the listening socket"),
+        ("--parent-keeps-client", "the parent does not close client sockets"),
+    ):
+        fork.add_argument(flag, action="store_true", help=f"break it (teaching): {effect}")
     select = add_model("select", "one process multiplexing every client with select()")
     select.add_argument(
         "--max-clients",
@@ -56,6 +62,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="at N clients stop accepting; new connections wait in the listen backlog. "
         "select() cannot watch descriptors >= FD_SETSIZE (1024), so the default and the "
         "ceiling are FD_SETSIZE (or RLIMIT_NOFILE, if lower) minus 16 reserved descriptors",
+    )
+    epoll = add_model("epoll", "one process multiplexing every client with epoll")
+    epoll.add_argument(
+        "--max-clients",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at N clients stop accepting; new connections wait in the listen backlog "
+        "(default: RLIMIT_NOFILE, raised toward 65536, minus 16 reserved descriptors)",
     )
     args = parser.parse_args(argv)
     for option in ("max_children", "max_clients"):
@@ -69,9 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     set_quiet_hosts(args.quiet_peer)
     if args.model == "fork":
-        from server.forking import ForkingEchoServer
+        from server.forking import ForkingEchoServer, Mistakes
 
-        return ForkingEchoServer(args.host, args.port, args.max_children).serve_forever()
+        mistakes = Mistakes(args.no_reap, args.child_keeps_listener, args.parent_keeps_client)
+        return ForkingEchoServer(args.host, args.port, args.max_children, mistakes).serve_forever()
+    if args.model == "epoll":
+        from server.epolling import EpollEchoServer
+
+        return EpollEchoServer(args.host, args.port, args.max_clients).serve_forever()
     from server.selecting import SelectEchoServer
 
     return SelectEchoServer(args.host, args.port, args.max_clients).serve_forever()

@@ -18,6 +18,7 @@ import select
 import signal
 import socket
 import time
+from dataclasses import dataclass
 
 from server.listener import (
     Shutdown,
@@ -55,14 +56,36 @@ def echo_until_eof(client: socket.socket) -> tuple[int, OSError | None]:
     return echoed, None
 
 
+@dataclass(frozen=True)
+class Mistakes:
+    """Break-it switches, all off by default: each makes one warning of the notes come true."""
+
+    no_reap: bool = False  # exited children stay zombies
+    child_keeps_listener: bool = False  # the port stays open while any child lives
+    parent_keeps_client: bool = False  # clients never see EOF; the parent leaks descriptors
+
+    def announce(self) -> None:
+        if self.no_reap:
+            log("BREAK-IT --no-reap: exited children are never waited for and stay zombies")
+        if self.child_keeps_listener:
+            log("BREAK-IT --child-keeps-listener: children keep the listening socket open")
+        if self.parent_keeps_client:
+            log("BREAK-IT --parent-keeps-client: the parent never closes client sockets")
+
+
 class ForkingEchoServer:
-    def __init__(self, host: str, port: int, max_children: int) -> None:
+    def __init__(
+        self, host: str, port: int, max_children: int, mistakes: Mistakes = Mistakes()
+    ) -> None:
         set_role("fork-server")
         self.listener = open_listener(host, port)
         self.max_children = max_children
+        self.mistakes = mistakes
         self.children: dict[int, str | None] = {}  # pid -> peer (None: served unlogged)
+        self.kept_clients: list[socket.socket] = []  # --parent-keeps-client only
         self.shutdown = Shutdown()
-        signal.signal(signal.SIGCHLD, self.reap_children)
+        if not mistakes.no_reap:
+            signal.signal(signal.SIGCHLD, self.reap_children)
 
     def reap_children(self, _signum: int = 0, _frame: object = None) -> None:
         # Signals do not queue: one SIGCHLD may stand for many exits. A single waitpid()
@@ -85,9 +108,10 @@ class ForkingEchoServer:
         # Move every object so far out of the collector's reach: a collection in a child
         # would write to all of them and copy the parent's memory page by page.
         gc.freeze()
+        self.mistakes.announce()
         at_limit = False
         while not self.shutdown.requested:
-            if len(self.children) >= self.max_children:
+            if self.at_limit():
                 if not at_limit:
                     log(
                         f"at the limit of {self.max_children} children: "
@@ -107,8 +131,12 @@ class ForkingEchoServer:
         self.stop()
         return 0
 
+    def at_limit(self) -> bool:
+        # Unreaped children are not counted: zombies pile up until fork() itself fails.
+        return not self.mistakes.no_reap and len(self.children) >= self.max_children
+
     def accept_and_fork(self) -> None:
-        while len(self.children) < self.max_children and not self.shutdown.requested:
+        while not self.at_limit() and not self.shutdown.requested:
             try:
                 client, address = self.listener.accept()
             except (BlockingIOError, ConnectionAbortedError):
@@ -136,7 +164,10 @@ class ForkingEchoServer:
             self.children[pid] = None if quiet else peer
             # The child holds its own descriptor; the parent's copy would keep the
             # connection open after the child closes it (the client would never see EOF).
-            client.close()
+            if self.mistakes.parent_keeps_client:
+                self.kept_clients.append(client)  # a Python socket closes when collected
+            else:
+                client.close()
             if not quiet:
                 log(f"new client connected... {peer} -> child {pid}")
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
@@ -148,7 +179,8 @@ class ForkingEchoServer:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         # The child serves one client: its copy of the listening socket would keep the
         # port open after the parent closes it.
-        self.listener.close()
+        if not self.mistakes.child_keeps_listener:
+            self.listener.close()
         status = EXIT_CLEAN
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -170,6 +202,8 @@ class ForkingEchoServer:
             f"ending {len(self.children)} children"
         )
         self.listener.close()
+        for client in self.kept_clients:
+            client.close()
         self.signal_children(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self.children and time.monotonic() < deadline:
