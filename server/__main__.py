@@ -53,25 +53,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ("--parent-keeps-client", "the parent does not close client sockets"),
     ):
         fork.add_argument(flag, action="store_true", help=f"break it (teaching): {effect}")
-    select = add_model("select", "one process multiplexing every client with select()")
-    select.add_argument(
-        "--max-clients",
-        type=int,
-        default=None,
-        metavar="N",
-        help="at N clients stop accepting; new connections wait in the listen backlog. "
-        "select() cannot watch descriptors >= FD_SETSIZE (1024), so the default and the "
-        "ceiling are FD_SETSIZE (or RLIMIT_NOFILE, if lower) minus 16 reserved descriptors",
+    multiplexers = (
+        (
+            "select",
+            "select()",
+            "FD_SETSIZE (1024: select() watches no descriptor beyond it) or RLIMIT_NOFILE if lower",
+        ),
+        ("epoll", "epoll", "RLIMIT_NOFILE, raised toward 65536"),
     )
-    epoll = add_model("epoll", "one process multiplexing every client with epoll")
-    epoll.add_argument(
-        "--max-clients",
-        type=int,
-        default=None,
-        metavar="N",
-        help="at N clients stop accepting; new connections wait in the listen backlog "
-        "(default: RLIMIT_NOFILE, raised toward 65536, minus 16 reserved descriptors)",
-    )
+    for name, mechanism, ceiling in multiplexers:
+        model = add_model(name, f"one process multiplexing every client with {mechanism}")
+        model.add_argument(
+            "--max-clients",
+            type=int,
+            default=None,
+            metavar="N",
+            help="at N clients stop accepting; new connections wait in the listen backlog "
+            f"(default and ceiling: {ceiling}, minus 16 reserved descriptors)",
+        )
     args = parser.parse_args(argv)
     for option in ("max_children", "max_clients"):
         value = getattr(args, option, None)
