@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from client import split_io, stop_and_wait
 from client.payload import GeneratedPayload, Payload, ScriptPayload
-from client.split_io import Connection, Options, PipedPayload, run
+from client.split_io import Connection, Options, PipedPayload
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -36,6 +37,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "back exactly what they sent.",
     )
     parser.add_argument("--server", required=True, type=parse_address, metavar="HOST:PORT")
+    parser.add_argument(
+        "--mode",
+        choices=("split", "stop-and-wait"),
+        default="split",
+        help="split: a forked writer and a reader per connection (default); stop-and-wait: "
+        "one process sends a line (or chunk) and waits for its echo before the next, one "
+        "connection after another",
+    )
     parser.add_argument(
         "--connections", type=positive, default=1, metavar="K", help="K connections at once"
     )
@@ -81,6 +90,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.bytes is not None and args.bytes < 0:
         parser.error("--bytes must be 0 or more")
+    if args.no_half_close and args.mode == "stop-and-wait":
+        parser.error("--no-half-close breaks the split writer; stop-and-wait has none")
     if args.stdin and args.connections != 1:
         parser.error("--stdin drives exactly one connection")
     return args
@@ -151,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stdin and sys.stdin.isatty():
         print("type lines to send; a line Q or q quits", file=sys.stderr)
     started = time.monotonic()
+    run = stop_and_wait.run if args.mode == "stop-and-wait" else split_io.run
     connections = run(args.server, make_payloads(args), options)
     report = summarize(connections, time.monotonic() - started)
     print_report(connections, report, args)

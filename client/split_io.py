@@ -263,14 +263,20 @@ def verify(connection: Connection) -> None:
         connection.fail(f"{len(connection.unchecked)} unexpected extra bytes")
 
 
-def settle(connection: Connection, selector: selectors.BaseSelector) -> None:
-    """Stop watching a connection once it failed, or once both its streams have ended."""
-    known, complete = known_and_complete(connection.payload)
-    if connection.error is None and not (connection.eof and complete):
-        return
+def fail_if_short(connection: Connection) -> None:
+    """After EOF: fail unless every byte sent came back."""
+    known, _ = known_and_complete(connection.payload)
     if connection.error is None and connection.checked < known:
         missing = known - connection.checked
         connection.fail(f"missing {missing} bytes (got {connection.checked} of {known})")
+
+
+def settle(connection: Connection, selector: selectors.BaseSelector) -> None:
+    """Stop watching a connection once it failed, or once both its streams have ended."""
+    _, complete = known_and_complete(connection.payload)
+    if connection.error is None and not (connection.eof and complete):
+        return
+    fail_if_short(connection)
     for fileobj in (connection.sock, connection.pipe_fd):
         if fileobj is not None and fileobj != -1:
             with contextlib.suppress(KeyError):
