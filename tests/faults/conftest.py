@@ -1,0 +1,77 @@
+"""Fault-suite plumbing: servers started through the host tier's support module, idle checks.
+
+The host tier's fixtures live in tests/host/conftest.py, out of reach from this directory, so
+the few this suite needs are declared again here over the same `tests.host.support` helpers.
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests import procfs
+from tests.faults.figures import Footprint, footprint
+from tests.host.support import ServerProcess, start_server, wait_until
+
+StartServer = Callable[..., ServerProcess]
+
+NEW_CHILD = re.compile(r"new client connected\.\.\. \S+ -> child (?P<pid>\d+)")
+REMOVED = re.compile(r"removed proc id: (?P<pid>\d+) \((?P<how>.*)\)$")
+
+
+@pytest.fixture
+def server_factory() -> Iterator[StartServer]:
+    """start(model, *args, rlimits=None): a server on 127.0.0.1, port 0, cleaned up after."""
+    started: list[ServerProcess] = []
+
+    def start(model: str, *args: str, **kwargs: object) -> ServerProcess:
+        server = start_server(model, *args, **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.cleanup()
+
+
+@pytest.fixture
+def many_fds() -> Iterator[int]:
+    """This process may hold thousands of sockets (the servers inherit the raised limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    yield hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def forked_children(server: ServerProcess, start: int = 0) -> list[int]:
+    lines = server.log_lines()[start:]
+    return [int(m["pid"]) for line in lines if (m := NEW_CHILD.search(line))]
+
+
+def reaped_children(server: ServerProcess, start: int = 0) -> dict[int, str]:
+    """pid -> how it ended ('exit 0', 'killed by signal 9 (SIGKILL)'), from the log."""
+    lines = server.log_lines()[start:]
+    return {int(m["pid"]): m["how"] for line in lines if (m := REMOVED.search(line))}
+
+
+def server_holds_clients(server: ServerProcess) -> int:
+    """Client connections the server process (or its children) still hold open."""
+    held = procfs.socket_inodes(server.pid)
+    for kid in procfs.descendants_of(server.pid):
+        held |= procfs.socket_inodes(kid)
+    return len(procfs.accepted_inodes(server.port) & held)
+
+
+def wait_idle(server: ServerProcess, timeout: float = 20.0) -> tuple[Footprint, float]:
+    """Wait until the server has no child and holds no client socket; (footprint, seconds)."""
+    started = time.monotonic()
+
+    def idle() -> bool:
+        return not procfs.descendants_of(server.pid) and server_holds_clients(server) == 0
+
+    wait_until(idle, timeout, interval=0.05, what=f"the {server.model} server to be idle")
+    return footprint(server.pid), time.monotonic() - started

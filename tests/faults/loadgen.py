@@ -1,0 +1,235 @@
+"""A load generator for the fault suite: many echo sessions over raw sockets, one epoll loop.
+
+Each session connects, writes its payload, half-closes, and reads until EOF, verifying every
+byte as it arrives. A fixed number of sessions are in flight at once; when one ends the next
+starts. Payloads are slices of one random pattern at a per-session offset, so a byte that
+crossed from another session shows up as a mismatch, and no session's payload is stored twice.
+Everything is bounded: a run stops at its deadline and reports what was left unfinished.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import selectors
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+HOST = "127.0.0.1"
+MIB = 1024 * 1024
+PATTERN_SIZE = 2 * MIB
+SEND_SIZE = 256 * 1024
+RECV_SIZE = 256 * 1024
+
+PATTERN = random.Random(20240501).randbytes(PATTERN_SIZE)
+
+
+def offset_of(index: int) -> int:
+    """Where session `index` starts in the pattern: distinct for neighbouring sessions."""
+    return (index * 40_961) % (PATTERN_SIZE - MIB)
+
+
+def payload_of(index: int, size: int) -> memoryview:
+    start = offset_of(index)
+    return memoryview(PATTERN)[start : start + size]
+
+
+# The soak's size mix: mostly small, some large, a few of the maximum (1 MiB).
+SIZE_MIX: tuple[tuple[float, int, int], ...] = (
+    (0.05, 0, 0),  # empty: connect, half-close, EOF
+    (0.75, 1, 4 * 1024),
+    (0.15, 4 * 1024, 64 * 1024),
+    (0.04, 64 * 1024, 512 * 1024),
+    (0.01, MIB, MIB),
+)
+SIZE_MIX_TEXT = "5% 0 B, 75% 1 B-4 KiB, 15% 4-64 KiB, 4% 64-512 KiB, 1% 1 MiB"
+
+
+def mixed_sizes(count: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    weights = [share for share, _, _ in SIZE_MIX]
+    sizes = []
+    for _ in range(count):
+        (_, low, high) = rng.choices(SIZE_MIX, weights)[0]
+        sizes.append(rng.randint(low, high))
+    return sizes
+
+
+@dataclass(eq=False)
+class Session:
+    index: int
+    size: int
+    sock: socket.socket
+    started: float
+    connected: bool = False
+    sent: int = 0
+    received: int = 0
+    write_closed: bool = False
+    error: str | None = None
+
+
+@dataclass
+class LoadResult:
+    sessions: int = 0  # started
+    ok: int = 0
+    failed: int = 0
+    mismatched: int = 0  # sessions that got a wrong byte, too many or too few
+    unfinished: int = 0  # still open at the deadline
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    elapsed_s: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)  # ok sessions, connect to EOF
+    errors: dict[str, int] = field(default_factory=dict)  # failure reason -> count
+
+    def percentile_ms(self, fraction: float) -> float:
+        return percentile(self.latencies_s, fraction) * 1000
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "sessions": self.sessions,
+            "ok": self.ok,
+            "failed": self.failed,
+            "mismatched": self.mismatched,
+            "unfinished": self.unfinished,
+            "bytes": self.bytes_received,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "p50_ms": round(self.percentile_ms(0.50), 2),
+            "p99_ms": round(self.percentile_ms(0.99), 2),
+            "errors": dict(sorted(self.errors.items(), key=lambda kv: -kv[1])[:5]),
+        }
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run_sessions(
+    port: int,
+    sizes: Sequence[int],
+    in_flight: int,
+    deadline_s: float,
+    first_index: int = 0,
+) -> LoadResult:
+    """Run one session per entry of `sizes`, `in_flight` at a time, for at most `deadline_s`."""
+    result = LoadResult()
+    selector = selectors.EpollSelector()  # no FD_SETSIZE ceiling on the test's side
+    buffer = bytearray(RECV_SIZE)
+    view = memoryview(buffer)
+    todo = iter(enumerate(sizes, start=first_index))
+    live = 0
+    started = time.monotonic()
+    deadline = started + deadline_s
+
+    def start_next() -> bool:
+        nonlocal live
+        item = next(todo, None)
+        if item is None:
+            return False
+        index, size = item
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        session = Session(index, size, sock, time.monotonic())
+        result.sessions += 1
+        code = sock.connect_ex((HOST, port))
+        if code not in (0, errno.EINPROGRESS):
+            finish(session, f"connect: {errno.errorcode.get(code, code)}", registered=False)
+            return True
+        selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, session)
+        live += 1
+        return True
+
+    def finish(session: Session, error: str | None, registered: bool = True) -> None:
+        nonlocal live
+        if registered:
+            selector.unregister(session.sock)
+            live -= 1
+        session.sock.close()
+        result.bytes_sent += session.sent
+        result.bytes_received += session.received
+        if error is None:
+            result.ok += 1
+            result.latencies_s.append(time.monotonic() - session.started)
+            return
+        result.failed += 1
+        if error.startswith(("mismatch", "short", "extra")):
+            result.mismatched += 1
+        reason = error.split(" at ")[0]
+        result.errors[reason] = result.errors.get(reason, 0) + 1
+        session.error = error
+
+    def on_writable(session: Session) -> None:
+        if not session.connected:
+            code = session.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                finish(session, f"connect: {errno.errorcode.get(code, code)}")
+                return
+            session.connected = True
+        payload = payload_of(session.index, session.size)
+        try:
+            while session.sent < session.size:
+                session.sent += session.sock.send(payload[session.sent : session.sent + SEND_SIZE])
+        except BlockingIOError:
+            return
+        except OSError as error:
+            finish(session, f"send: {errno.errorcode.get(error.errno or 0, error)}")
+            return
+        session.sock.shutdown(socket.SHUT_WR)  # the server sees EOF once our bytes are in
+        session.write_closed = True
+        selector.modify(session.sock, selectors.EVENT_READ, session)
+
+    def on_readable(session: Session) -> None:
+        try:
+            count = session.sock.recv_into(buffer)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            if not session.connected:
+                finish(session, f"connect: {errno.errorcode.get(error.errno or 0, error)}")
+            else:
+                finish(session, f"recv: {errno.errorcode.get(error.errno or 0, error)}")
+            return
+        if count == 0:
+            if session.received == session.size and session.write_closed:
+                finish(session, None)
+            elif session.received == session.size:
+                finish(session, f"early EOF at {session.sent} of {session.size} sent")
+            else:
+                finish(session, f"short echo at {session.received} of {session.size}")
+            return
+        start = offset_of(session.index) + session.received
+        if session.received + count > session.size:
+            finish(session, f"extra bytes at {session.received + count} of {session.size}")
+            return
+        if view[:count] != memoryview(PATTERN)[start : start + count]:
+            finish(session, f"mismatch at byte {session.received}")
+            return
+        session.received += count
+
+    for _ in range(in_flight):
+        if not start_next():
+            break
+    while live and time.monotonic() < deadline:
+        for key, events in selector.select(0.2):
+            session = key.data
+            if session.sock.fileno() < 0:
+                continue  # finished earlier in this batch
+            if events & selectors.EVENT_WRITE:
+                on_writable(session)
+            if session.sock.fileno() >= 0 and events & selectors.EVENT_READ:
+                on_readable(session)
+            if session.sock.fileno() < 0:
+                start_next()
+    for key in list(selector.get_map().values()):
+        result.unfinished += 1
+        finish(key.data, "unfinished at the deadline")
+    # Entries never started count as unfinished too.
+    result.unfinished += sum(1 for _ in todo)
+    selector.close()
+    result.elapsed_s = time.monotonic() - started
+    return result
