@@ -1,0 +1,1 @@
+"""Lesson tools: the delay proxy, the latency experiment and the select() primer."""
