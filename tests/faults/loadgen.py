@@ -13,9 +13,11 @@ import errno
 import random
 import selectors
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 
 HOST = "127.0.0.1"
 MIB = 1024 * 1024
@@ -114,9 +116,15 @@ def run_sessions(
     in_flight: int,
     deadline_s: float,
     first_index: int = 0,
+    stop: threading.Event | None = None,
+    result: LoadResult | None = None,
 ) -> LoadResult:
-    """Run one session per entry of `sizes`, `in_flight` at a time, for at most `deadline_s`."""
-    result = LoadResult()
+    """Run one session per entry of `sizes`, `in_flight` at a time, for at most `deadline_s`.
+
+    Once `stop` is set no new session starts; those already running finish. `result`, if
+    given, is filled in as the run goes (another thread may watch its counters).
+    """
+    result = LoadResult() if result is None else result
     selector = selectors.EpollSelector()  # no FD_SETSIZE ceiling on the test's side
     buffer = bytearray(RECV_SIZE)
     view = memoryview(buffer)
@@ -127,6 +135,8 @@ def run_sessions(
 
     def start_next() -> bool:
         nonlocal live
+        if stop is not None and stop.is_set():
+            return False
         item = next(todo, None)
         if item is None:
             return False
@@ -228,8 +238,52 @@ def run_sessions(
     for key in list(selector.get_map().values()):
         result.unfinished += 1
         finish(key.data, "unfinished at the deadline")
-    # Entries never started count as unfinished too.
-    result.unfinished += sum(1 for _ in todo)
+    if stop is None or not stop.is_set():
+        result.unfinished += sum(1 for _ in todo)  # never started: unfinished too
     selector.close()
     result.elapsed_s = time.monotonic() - started
     return result
+
+
+class BackgroundLoad:
+    """Normal clients in a thread while a test does something bad: `with BackgroundLoad(...)`.
+
+    Small sessions (1 B-16 KiB), `in_flight` at a time, until the block ends (or `deadline_s`,
+    or `limit` sessions); `result` then holds what they saw.
+    """
+
+    def __init__(
+        self, port: int, in_flight: int = 4, deadline_s: float = 60.0, limit: int = 50_000
+    ) -> None:
+        rng = random.Random(port)
+        self.sizes = [rng.randint(1, 16 * 1024) for _ in range(limit)]
+        self.port = port
+        self.in_flight = in_flight
+        self.deadline_s = deadline_s
+        self.stop = threading.Event()
+        self.result = LoadResult()
+        self.thread = threading.Thread(target=self._run, name="background-load", daemon=True)
+
+    def _run(self) -> None:
+        run_sessions(
+            self.port, self.sizes, self.in_flight, self.deadline_s, 900_000, self.stop, self.result
+        )
+
+    def __enter__(self) -> BackgroundLoad:
+        self.thread.start()
+        return self
+
+    def wait_for_sessions(self, count: int, timeout: float = 10.0) -> None:
+        """Block until the load has got going (`count` sessions started)."""
+        deadline = time.monotonic() + timeout
+        while self.result.sessions < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop.set()
+        self.thread.join(self.deadline_s + 5)
