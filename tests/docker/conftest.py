@@ -64,12 +64,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     """A docker SDK client to a live engine; no engine is a failure, not a skip."""
+    problem = None
     try:
         client = docker.from_env()
         client.ping()
     except Exception as error:
+        problem = error
+    if problem is not None:  # failed outside the handler: the message alone, no chained trace
         pytest.fail(
-            f"Docker engine not reachable: {error}; start Docker, or run "
+            f"Docker engine not reachable: {problem}; start Docker, or run "
             '`pytest -m "not docker"` for the host tier only',
             pytrace=False,
         )
@@ -118,10 +121,13 @@ def compose_environment() -> Iterator[dict[str, str]]:
     pytest-docker runs compose through the shell with this process's environment, so the
     variables are set here for the session and restored after it.
     """
+    problem = None
     try:
         base = os.environ.get("PYTHON_IMAGE") or resolve_base_image()
     except Exception as error:
-        pytest.fail(f"no Python base image for the build: {error}", pytrace=False)
+        problem = error
+    if problem is not None:
+        pytest.fail(f"no Python base image for the build: {problem}", pytrace=False)
     env = {"ECHOLAB_FORK_PORT": "", "ECHOLAB_SELECT_PORT": "", "PYTHON_IMAGE": base}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -180,6 +186,7 @@ def docker_services(
     )
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
+        problem = None
         try:
             services = stack.enter_context(
                 get_docker_services(
@@ -190,16 +197,21 @@ def docker_services(
                     docker_cleanup,
                 )
             )
-        except BaseException as error:  # a timeout or Ctrl-C during `up` too
-            logs = _tear_down_after_failed_up(compose, docker_cleanup)
-            if isinstance(error, Exception):
-                pytest.fail(f"bringing the stack up failed: {error}\n{logs}", pytrace=False)
+        except Exception as error:
+            problem = f"{error}\n{_tear_down_after_failed_up(compose, docker_cleanup)}"
+        except BaseException:  # a pytest-timeout or Ctrl-C during `up`: clean up, go on failing
+            _tear_down_after_failed_up(compose, docker_cleanup)
             raise
+        if problem is not None:
+            pytest.fail(f"bringing the stack up failed: {problem}", pytrace=False)
         up_done = time.monotonic()
+        # From here on, pytest-docker's own `finally` runs the clean-up, whatever happens.
         try:
             _wait_healthy(docker_client, docker_compose_project_name, HEALTHY_TIMEOUT_SECONDS)
         except (RuntimeError, TimeoutError, LookupError) as error:
-            pytest.fail(f"the stack did not become healthy: {error}", pytrace=False)
+            problem = str(error)
+        if problem is not None:
+            pytest.fail(f"the stack did not become healthy: {problem}", pytrace=False)
         pytestconfig.stash[_timings] = {
             "up": up_done - started,
             "healthy": time.monotonic() - started,

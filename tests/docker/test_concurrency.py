@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.docker.conftest import SERVERS
 from tests.docker.support import ProcessTable, Server, connected_clients, poll, process_table
 
 # The demo's own client containers must be done, or their connections would count as ours.
@@ -32,6 +33,10 @@ def children_serving_clients(table: ProcessTable) -> dict[int, int]:
     }
 
 
+def listens(table: ProcessTable, pid: int, port: int) -> bool:
+    return any(row.state == "LISTEN" and row.local_port == port for row in table.tcp_of(pid))
+
+
 def all_gone(table: ProcessTable) -> bool:
     return (
         not table.children_of(SERVER_PID)
@@ -43,6 +48,7 @@ def all_gone(table: ProcessTable) -> bool:
 def test_fork_server_has_one_child_per_client_and_reaps_them_all(fork_server: Server) -> None:
     with connected_clients(fork_server.port, CLIENTS):
         table = process_table(fork_server.container)
+        assert listens(table, SERVER_PID, SERVERS[fork_server.service]), "PID 1 is not the server"
         ours = children_serving_clients(table)
         assert len(ours) == CLIENTS, f"{len(ours)} children serve the {CLIENTS} clients"
         for pid in ours:
@@ -64,6 +70,7 @@ def test_fork_server_has_one_child_per_client_and_reaps_them_all(fork_server: Se
 def test_select_server_holds_every_client_in_one_process(select_server: Server) -> None:
     with connected_clients(select_server.port, CLIENTS):
         table = process_table(select_server.container)
+        assert listens(table, SERVER_PID, SERVERS[select_server.service]), "PID 1 is not the server"
         assert table.children_of(SERVER_PID) == set(), "the select server forked"
         assert len(table.served_connections(SERVER_PID)) == CLIENTS
 
