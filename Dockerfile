@@ -15,6 +15,7 @@ WORKDIR /app
 # Root-owned and read-only to the app user: the servers cannot rewrite their own code.
 COPY server/ /app/server/
 COPY client/ /app/client/
+COPY lab/ /app/lab/
 
 # Numeric, so it works in a base image without useradd or a passwd entry.
 USER 10001:10001
