@@ -27,9 +27,9 @@ def server_factory() -> Iterator[StartServer]:
         server.cleanup()
 
 
-@pytest.fixture(params=["fork", "select"])
+@pytest.fixture(params=["fork", "select", "epoll"])
 def server(request: pytest.FixtureRequest, server_factory: StartServer) -> ServerProcess:
-    """Each server model in turn, with default options."""
+    """Each server model in turn, with default options (epoll: select's logic, another wait)."""
     return server_factory(request.param)
 
 

@@ -126,7 +126,7 @@ def test_a_client_that_never_reads_stalls_no_one_else(
     hog.settimeout(10)
     hog.connect((HOST, server.port))
     hog.setblocking(False)
-    serving = server.pid if server.model == "select" else server.wait_children(1)[0]
+    serving = server.wait_children(1)[0] if server.model == "fork" else server.pid
     rss_before = procfs.rss_kb(serving) or 0
 
     # Push until the echo path is full and the server stops reading from the hog: no progress

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -104,10 +106,17 @@ def test_more_clients_than_fd_setsize_do_not_crash_it(
     total = max(1100, server.limit + 100)
     assert many_fds > total + 64, "the test process itself needs a descriptor per client"
 
-    convs = [Conversation(i, connect(server.port)) for i in range(total)]
+    convs: list[Conversation] = []
     try:
-        for c in convs:
-            c.sock.sendall(c.payload)
+        for i in range(total):
+            try:
+                convs.append(Conversation(i, connect(server.port)))
+                convs[-1].sock.sendall(convs[-1].payload)
+            except (ConnectionError, TimeoutError) as error:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.proc.wait(2)  # a crashing server closes its sockets, then exits
+                assert server.alive(), f"the server died at client {i}: {error}"
+                raise
         drive(convs, lambda: count(convs, "served") >= server.limit, quiet=2.0, limit=30)
         # Let stragglers show up, if any (there should be none past the cap).
         drive(convs, lambda: False, quiet=0.5, limit=2)
