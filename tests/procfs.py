@@ -239,6 +239,16 @@ def descendants_of(pid: int, root: str = PROC) -> list[int]:
     return sorted(out)
 
 
+def group_members(pgid: int, root: str = PROC) -> list[int]:
+    """Every process (zombies included) in process group `pgid`."""
+    out = []
+    for p in all_pids(root):
+        s = stat(p, root)
+        if s is not None and s.pgrp == pgid:
+            out.append(p)
+    return out
+
+
 def zombies_among(pids: Iterable[int], root: str = PROC) -> list[int]:
     return [p for p in pids if process_state(p, root) == "Z"]
 

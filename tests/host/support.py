@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -116,6 +117,7 @@ class ServerProcess:
     stdout: LogCapture
     port: int = 0
     limit: int = 0  # max children / max clients, as the listening line states it
+    scratch: Path | None = None  # a copy of server/ to remove at clean-up
     _seen: dict[int, int] = field(default_factory=dict)  # pid -> starttime, for clean-up
 
     @property
@@ -192,30 +194,50 @@ class ServerProcess:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def interpreter_for(uid: int, gid: int) -> str:
-    """A Python >= 3.11 that `uid` may run: this one, or else a system python3.
+def runnable_as(uid: int, gid: int) -> tuple[str, Path]:
+    """A Python >= 3.11 that `uid` may run, and a directory where it can import `server`.
 
-    This interpreter may live where only root can reach it (e.g. pyenv under /root).
+    This interpreter may live where only root can reach it (pyenv under /root), and so may the
+    repository (a clone under /root): then a system python3, and a world-readable copy of
+    server/ in a fresh temporary directory (the caller removes it).
     """
     candidates = [sys.executable, shutil.which("python3"), "/usr/bin/python3"]
     candidates.append("/usr/local/bin/python3")
-    check = "import sys; sys.exit(sys.version_info < (3, 11))"
-    for candidate in dict.fromkeys(c for c in candidates if c):
+    check = "import sys, server; sys.exit(sys.version_info < (3, 11))"
+
+    def works(python: str, cwd: Path) -> bool:
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             done = subprocess.run(
-                [candidate, "-c", check],
-                cwd=REPO_ROOT,
+                [python, "-c", check],
+                cwd=cwd,
                 user=uid,
                 group=gid,
                 extra_groups=[],
                 capture_output=True,
                 timeout=10,
             )
-            if done.returncode == 0:
-                return candidate
-    raise AssertionError(f"no Python >= 3.11 that uid {uid} may run among {candidates}")
+            return done.returncode == 0
+        return False
+
+    pythons = list(dict.fromkeys(c for c in candidates if c))
+    for python in pythons:
+        if works(python, REPO_ROOT):
+            return python, REPO_ROOT
+    copy = Path(tempfile.mkdtemp(prefix="echolab-server-"))
+    shutil.copytree(
+        REPO_ROOT / "server", copy / "server", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    for python in pythons:
+        if works(python, copy):
+            return python, copy
+    shutil.rmtree(copy, ignore_errors=True)
+    raise AssertionError(f"uid {uid} can run no Python >= 3.11 with server/ among {pythons}")
 
 
 # Sets resource limits on itself, then becomes the server (same pid): lowering one's own limits
@@ -241,11 +263,11 @@ def start_server(
     With `user` (and `group`), the server runs as that uid, with no supplementary groups.
     `rlimits` maps resource names to (soft, hard), e.g. {"RLIMIT_NPROC": (3, 3)}.
     """
-    python = sys.executable
+    python, cwd = sys.executable, REPO_ROOT
     extra: dict[str, Any] = {}
     if user is not None:
         group = group if group is not None else os.getgid()
-        python = interpreter_for(user, group)
+        python, cwd = runnable_as(user, group)
         extra = {"user": user, "group": group, "extra_groups": []}
     argv = [python, "-m", "server", model, "--host", HOST, "--port", "0", *args]
     if rlimits:
@@ -253,7 +275,7 @@ def start_server(
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.Popen(
         argv,
-        cwd=REPO_ROOT,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -266,6 +288,7 @@ def start_server(
         proc,
         LogCapture(proc.stderr, f"{model}-server-log"),
         LogCapture(proc.stdout, f"{model}-server-stdout"),
+        scratch=cwd if cwd != REPO_ROOT else None,
     )
     try:
         m = server.wait_for_log(LISTENING, timeout=startup_timeout)
@@ -283,6 +306,7 @@ def start_server(
 @dataclass
 class ClientResult:
     argv: list[str]
+    pid: int  # also its process group: the client's forked writers are in it
     returncode: int
     stdout: str
     stderr: str
@@ -331,7 +355,7 @@ def run_client(
             f"stdout:\n{out.decode(errors='replace')}\nstderr:\n{err.decode(errors='replace')}"
         ) from None
     return ClientResult(
-        argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+        argv, proc.pid, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
     )
 
 
