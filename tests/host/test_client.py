@@ -24,7 +24,7 @@ Client = Callable[..., ClientResult]
 class BadEchoServer:
     """Echoes every connection, but misbehaves on connection `victim` as `fault` says."""
 
-    fault: str  # exact | corrupt | drop-tail | extra
+    fault: str  # exact | corrupt | drop-tail | extra | silent
     victim: int = 0
     offset: int = 1234  # corrupt: which byte to flip
     drop: int = 100  # drop-tail: how many final bytes never come back
@@ -70,12 +70,16 @@ class BadEchoServer:
                     self.original[self.offset] = data[i]
                     data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
                 at += len(data)
+                if fault == "silent":
+                    continue  # swallow everything, echo nothing
                 if fault == "drop-tail":
                     held += data
                     data, held = held[: -self.drop], held[-self.drop :]
                 conn.sendall(data)
             if fault == "extra":
                 conn.sendall(self.extra)
+            if fault == "silent":
+                self.stopping.wait(30)  # and hold the connection open: no EOF either
 
     def close(self) -> None:
         self.stopping.set()
@@ -139,3 +143,12 @@ def test_extra_bytes_fail_the_client(
     result = client(server.port, "--bytes", "1000", "--timeout", "10")
     assert result.returncode == 1, result
     assert re.search(rf"connection 0: .*{len(server.extra)} unexpected extra bytes", result.stderr)
+
+
+def test_a_silent_server_fails_the_client_after_its_timeout(
+    bad_server: Callable[..., BadEchoServer], client: Client
+) -> None:
+    server = bad_server("silent", victim=0)
+    result = client(server.port, "--bytes", "100000", "--timeout", "1", timeout=20)
+    assert result.returncode == 1, result
+    assert re.search(r"connection 0: .*no echo for 1 s: got 0 of 100000 bytes", result.stderr)
