@@ -15,6 +15,13 @@ from tests.host.support import REPO_ROOT, ClientResult, ServerProcess, wait_unti
 
 Client = Callable[..., ClientResult]
 
+# Known bug, reported to the server/client author: ports outside 0-65535 pass argparse (the
+# servers die with a traceback, exit 1; the client connects to port % 65536). strict: once
+# fixed, these XPASS and fail, so the marker gets removed.
+PORT_RANGE_BUG = pytest.mark.xfail(
+    strict=True, reason="--port/--server accept ports outside 0-65535 (no usage error)"
+)
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -50,8 +57,22 @@ def test_help_explains_each_option(argv: list[str], options: list[str]) -> None:
         ["client", "--server", "127.0.0.1"],
         ["client", "--server", "127.0.0.1:1", "--bytes", "-1"],
         ["client", "--server", "127.0.0.1:1", "--bytes", "1", "--stdin"],
+        pytest.param(["server", "fork", "--port", "70000"], marks=PORT_RANGE_BUG),
+        pytest.param(["server", "select", "--port", "-1"], marks=PORT_RANGE_BUG),
+        # getaddrinfo() takes the port modulo 65536: 70000 would silently mean port 4464.
+        pytest.param(["client", "--server", "127.0.0.1:70000"], marks=PORT_RANGE_BUG),
     ],
-    ids=["max-children-0", "max-clients-0", "port-word", "no-port", "negative-bytes", "two-modes"],
+    ids=[
+        "max-children-0",
+        "max-clients-0",
+        "port-word",
+        "no-port",
+        "negative-bytes",
+        "two-modes",
+        "server-port-70000",
+        "server-port-negative",
+        "client-port-70000",
+    ],
 )
 def test_bad_options_are_refused_with_usage(argv: list[str]) -> None:
     done = run(*argv)
