@@ -287,3 +287,98 @@ class BackgroundLoad:
     ) -> None:
         self.stop.set()
         self.thread.join(self.deadline_s + 5)
+
+
+class Crowd:
+    """Many raw connections at once, each sending one small tagged payload.
+
+    A member is `served` once its exact echo is back, `refused` if the server closes or
+    resets it first, `pending` while it waits (in the accept backlog, say).
+    """
+
+    def __init__(self, port: int, size: int = 64) -> None:
+        self.port = port
+        self.size = size
+        self.socks: list[socket.socket] = []
+        self.got: list[bytearray] = []
+        self.state: list[str] = []
+        self.connect_failures: dict[str, int] = {}
+
+    def connect(self, count: int, limit_s: float = 30.0) -> float:
+        """Open `count` connections as fast as the kernel takes them; seconds it took."""
+        started = time.monotonic()
+        for _ in range(count):
+            if time.monotonic() - started > limit_s:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.settimeout(10)
+            try:
+                sock.connect((HOST, self.port))
+            except OSError as error:
+                sock.close()
+                name = errno.errorcode.get(error.errno or 0, type(error).__name__)
+                self.connect_failures[name] = self.connect_failures.get(name, 0) + 1
+                continue
+            sock.setblocking(False)
+            self.socks.append(sock)
+            self.got.append(bytearray())
+            self.state.append("pending")
+        return time.monotonic() - started
+
+    def payload(self, i: int) -> memoryview:
+        return payload_of(i, self.size)
+
+    def send_all(self) -> None:
+        for i, sock in enumerate(self.socks):
+            try:
+                sock.send(self.payload(i))  # small: the socket buffer takes it whole
+            except OSError:
+                self.state[i] = "refused"
+
+    def count(self, state: str) -> int:
+        return self.state.count(state)
+
+    def drive(self, quiet_s: float, limit_s: float, close_served: bool = True) -> None:
+        """Read echoes until everyone is served or refused, nothing happens for `quiet_s`, or
+        `limit_s` passes. `close_served` hangs up each member once served, making room."""
+        selector = selectors.EpollSelector()
+        for i, sock in enumerate(self.socks):
+            if self.state[i] == "pending":
+                selector.register(sock, selectors.EVENT_READ, i)
+        started = last = time.monotonic()
+        while selector.get_map():
+            now = time.monotonic()
+            if now - last > quiet_s or now - started > limit_s:
+                break
+            for key, _ in selector.select(0.1):
+                i = key.data
+                last = time.monotonic()
+                try:
+                    data = self.socks[i].recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    self.state[i] = "refused"
+                else:
+                    self.got[i] += data
+                    if len(self.got[i]) < self.size:
+                        continue
+                    ok = self.got[i] == self.payload(i)
+                    self.state[i] = "served" if ok else "mismatched"
+                selector.unregister(self.socks[i])
+                if close_served or self.state[i] != "served":
+                    self.socks[i].close()
+        selector.close()
+
+    def close(self, only: str | None = None, most: int | None = None) -> int:
+        """Hang up members in state `only` (every member if None), at most `most` of them."""
+        closed = 0
+        for i, sock in enumerate(self.socks):
+            if most is not None and closed >= most:
+                break
+            if (only is None or self.state[i] == only) and sock.fileno() >= 0:
+                sock.close()
+                closed += 1
+        return closed
