@@ -9,6 +9,7 @@ Everything is bounded: a run stops at its deadline and reports what was left unf
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import random
 import selectors
@@ -382,3 +383,67 @@ class Crowd:
                 sock.close()
                 closed += 1
         return closed
+
+
+@dataclass
+class StreamResult:
+    sent: int = 0
+    received: int = 0
+    first_wrong_byte: int | None = None
+    ended: str = ""  # 'eof', 'reset', 'timeout'
+    seconds: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.first_wrong_byte is None and self.ended == "eof" and self.sent == self.received
+
+
+def stream_echo(
+    port: int, total: int, chunk_size: int = 65536, limit_s: float = 60.0
+) -> StreamResult:
+    """One connection: send `total` bytes (a 1 MiB pattern, cycled) while reading the echo,
+    half-close, read to EOF; every byte is compared as it arrives, nothing is kept."""
+    out = StreamResult()
+    pattern = payload_of(7, MIB)
+    sock = socket.create_connection((HOST, port), timeout=10)
+    sock.setblocking(False)
+    selector = selectors.EpollSelector()
+    selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < limit_s:
+            for _, events in selector.select(0.2):
+                if events & selectors.EVENT_WRITE:
+                    at = out.sent % MIB
+                    size = min(chunk_size, MIB - at, total - out.sent)
+                    with contextlib.suppress(BlockingIOError):
+                        out.sent += sock.send(pattern[at : at + size])
+                    if out.sent == total:
+                        sock.shutdown(socket.SHUT_WR)
+                        selector.modify(sock, selectors.EVENT_READ)
+                if events & selectors.EVENT_READ:
+                    try:
+                        data = sock.recv(RECV_SIZE)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        out.ended = "reset"
+                        return out
+                    if not data:
+                        out.ended = "eof"
+                        return out
+                    if out.first_wrong_byte is None:
+                        at = out.received % MIB
+                        want = bytes(pattern[at : at + len(data)])
+                        if len(want) < len(data):
+                            want += bytes(pattern[: len(data) - len(want)])
+                        if data != want:
+                            wrong = next(i for i in range(len(data)) if data[i] != want[i])
+                            out.first_wrong_byte = out.received + wrong
+                    out.received += len(data)
+        out.ended = "timeout"
+        return out
+    finally:
+        out.seconds = time.monotonic() - started
+        selector.close()
+        sock.close()
