@@ -1,0 +1,180 @@
+"""python -m bench: our servers and the standard library's peers, same scenarios, same run.
+
+    python3 -m bench [--quick] [--out DIR] [--scenarios S ...] [--servers S ...] [--repeats R]
+    python3 -m bench --target [NAME=]HOST:PORT ...     (a server already running: compose)
+
+Writes DIR/results.md (also printed), DIR/results.jsonl, DIR/chart.png and the servers' logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import chart, report, targets
+from bench.loadgen import check_host, raise_nofile_limit
+from bench.runner import run_scenario
+from bench.scenarios import DEFAULT, pick
+from bench.servers import DEFAULT_SERVERS, SERVERS, LocalServer, Server, TargetServer
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="scenarios: "
+        + ", ".join(s.name for s in DEFAULT)
+        + "\nservers: "
+        + ", ".join(SERVERS),
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short windows, one repeat: seconds, rough figures"
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), metavar="DIR")
+    parser.add_argument("--scenarios", nargs="+", metavar="NAME")
+    parser.add_argument("--servers", nargs="+", metavar="NAME", choices=list(SERVERS))
+    parser.add_argument(
+        "--repeats", type=int, metavar="R", help="runs of each scenario (default 3, --quick 1)"
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="[NAME=]HOST:PORT",
+        help="bench a server already running (127.0.0.1 or a compose service)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="where local servers listen")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="load generator processes (default: one per core)"
+    )
+    parser.add_argument("--no-chart", action="store_true")
+    args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    if not 1 <= args.repeats <= 20:
+        parser.error("--repeats must be 1..20")
+    check_host(args.host)
+    return args
+
+
+def parse_target(text: str) -> tuple[str, str, int]:
+    name, _, address = text.rpartition("=")
+    host, _, port = address.rpartition(":")
+    check_host(host)
+    return name or host, host, int(port)
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def one_minute_load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    scenarios = pick(args.scenarios, args.quick)
+    raise_nofile_limit()  # before the servers start: they inherit it
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {
+        "kind": "meta",
+        "machine": machine(),
+        "command": "python3 -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "repeats": args.repeats,
+        "load_before": one_minute_load(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    records: list[dict[str, Any]] = []
+    names = args.servers or ([] if args.target else list(DEFAULT_SERVERS))
+    with open(out / "results.jsonl", "w") as jsonl:
+        for repeat in range(args.repeats):
+            # Servers take turns within each repeat: a burst of outside load spreads over all.
+            for name in names:
+                records += bench_local(name, scenarios, args, repeat, jsonl)
+            for text in args.target:
+                records += bench_target(text, scenarios, args, repeat, jsonl)
+        meta["load_after"] = one_minute_load()
+        jsonl.write(json.dumps(meta) + "\n")
+    titles = {s.name: s.title for s in scenarios}
+    text = report.markdown(meta, records, titles, targets.markdown(records))
+    (out / "results.md").write_text(text + "\n")
+    print(text)
+    if not args.no_chart:
+        drawn = chart.draw(records, out / "chart.png")
+        print(f"\nchart: {drawn}" if drawn else "\nchart: skipped (no matplotlib here)")
+    bad = [r for r in records if r["mismatches"] or (r["ours"] and (r["errors"] or r["crashed"]))]
+    for r in bad:
+        print(f"FAILED: {r['server']} {r['scenario']}: {r['samples'][:2]}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def bench_local(
+    name: str, scenarios: list, args: argparse.Namespace, repeat: int, jsonl: Any
+) -> list[dict[str, Any]]:
+    spec = SERVERS[name]
+    chosen = [s for s in scenarios if s.applies_to(spec.model)]
+    log = args.out / "logs" / f"{name}.log"
+    records = []
+    server: LocalServer | None = None
+    try:
+        for scenario in chosen:
+            if server is None or not server.alive():
+                if server is not None:
+                    server.stop()
+                server = LocalServer(spec, args.host, log)
+            records.append(record(server, scenario, args, repeat, jsonl))
+    finally:
+        if server is not None:
+            server.stop()
+    return records
+
+
+def bench_target(
+    text: str, scenarios: list, args: argparse.Namespace, repeat: int, jsonl: Any
+) -> list[dict[str, Any]]:
+    name, host, port = parse_target(text)
+    server = TargetServer(name, host, port)
+    return [record(server, s, args, repeat, jsonl) for s in scenarios if s.applies_to(server.model)]
+
+
+def record(
+    server: Server, scenario: Any, args: argparse.Namespace, repeat: int, jsonl: Any
+) -> dict[str, Any]:
+    result = run_scenario(server, scenario, args.workers)
+    result["repeat"] = repeat
+    result["load_1min"] = one_minute_load()
+    jsonl.write(json.dumps(result) + "\n")
+    jsonl.flush()
+    headline = next(
+        (
+            f"{k}={result[k]}"
+            for k in ("requests_per_s", "sessions_per_s", "mb_per_s", "served_at_once")
+            if k in result
+        ),
+        "",
+    )
+    print(
+        f"[{repeat + 1}/{args.repeats}] {server.name:24} {scenario.name:14} {headline:28} "
+        f"errors={result['errors']} mismatches={result['mismatches']}"
+        + (" CRASHED" if result["crashed"] else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""One scenario against one server: the load, the /proc readings around it, one record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from bench import loadgen, measure
+from bench.load import Load, Tally
+from bench.scenarios import Scenario
+from bench.servers import Server
+
+ZOMBIE_DELAY = 0.3  # the issue's moment: 0.3 s after the clients left
+# Log lines worth showing beside a scenario: why a client waited, or why a server died.
+NOTEWORTHY = ("limit", "wait", "refused", "beyond", "Error", "Traceback", "out of range")
+
+
+def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, Any]:
+    load = Load(**{**asdict(scenario.load), "workers": workers})
+    pid = server.pid
+    offset = server.log_size()
+    record: dict[str, Any] = {
+        "kind": "run",
+        "server": server.name,
+        "model": server.model,
+        "ours": server.ours,
+        "scenario": scenario.name,
+        "mode": load.mode,
+        "connections": load.connections,
+        "size": load.size,
+        "duration": load.duration,
+    }
+    idle = measure.footprint(pid) if pid and scenario.footprint else None
+    held: dict[str, measure.Footprint] = {}
+
+    def on_ready(_early: Tally) -> None:
+        if pid and scenario.footprint:
+            held["footprint"] = measure.footprint(pid)
+
+    cpu0 = measure.cpu_seconds(pid) if pid else 0.0
+    started = time.monotonic()
+    try:
+        tally = loadgen.run(server.host, server.port, load, on_ready)
+    except loadgen.LoadError as error:
+        tally = Tally()
+        tally.error(str(error))
+    if pid and scenario.zombies:
+        time.sleep(max(0.0, tally.closed_at + ZOMBIE_DELAY - time.monotonic()))
+        record["zombies"] = measure.zombies(pid)
+        record["zombies_after_s"] = round(time.monotonic() - tally.closed_at, 3)
+    time.sleep(0.1)  # let the last children exit, so their CPU time is in the reading
+    record["server_cpu_s"] = round(measure.cpu_seconds(pid) - cpu0, 3) if pid else None
+    record["wall_s"] = round(time.monotonic() - started, 3)
+    record.update(_metrics(load, tally))
+    if (fp := held.get("footprint")) and idle:
+        record.update(_footprint(fp, idle, load.connections))
+    record["crashed"] = not server.alive()
+    if record["crashed"] and hasattr(server, "exit_code"):
+        record["exit_code"] = server.exit_code()
+    notes = [ln for ln in server.log_since(offset).splitlines() if any(w in ln for w in NOTEWORTHY)]
+    record["log"] = notes[:3]
+    return record
+
+
+def _metrics(load: Load, tally: Tally) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "errors": tally.errors,
+        "mismatches": tally.mismatches,
+        "connected": tally.connected,
+        "loadgen_cpu_s": round(tally.cpu_seconds, 3),
+        "samples": tally.samples,
+    }
+    if load.mode == "rr":
+        out["requests_per_s"] = round(tally.ops / load.duration, 1)
+    elif load.mode == "rate":
+        out["sessions_per_s"] = round(tally.ops / load.duration, 1)
+    elif load.mode == "stream":
+        out["mb_per_s"] = round(tally.ops / load.duration / 1e6, 2)
+    else:
+        out.update(
+            served_at_once=tally.served_at_once,
+            proven_again=tally.proven_again,
+            served_later=tally.served_later,
+            never_served=tally.never_served,
+            # Connected but lost before an echo: reset, closed, or the server died.
+            failed=tally.connected - tally.served_at_once - tally.served_later - tally.never_served,
+        )
+    out["ops"] = tally.ops
+    return out
+
+
+def _footprint(held: measure.Footprint, idle: measure.Footprint, clients: int) -> dict[str, Any]:
+    return {
+        "processes": held.processes,
+        "threads": held.threads,
+        "rss_mb": round(held.rss_kb / 1024, 1),
+        "pss_mb": round(held.pss_kb / 1024, 1),
+        # The issue's measure: the whole tree's PSS over the clients it serves.
+        "pss_per_client_kb": round(held.pss_kb / clients),
+        # What each client added to the idle server (private pages mostly).
+        "added_pss_per_client_kb": round((held.pss_kb - idle.pss_kb) / clients),
+        "idle_pss_mb": round(idle.pss_kb / 1024, 1),
+    }
