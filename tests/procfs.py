@@ -116,10 +116,17 @@ def _hex_ip(text: str) -> str:
     return ":".join(words[i : i + 2].hex() for i in range(0, 16, 2))
 
 
-def parse_net_tcp(text: str) -> list[TcpSocket]:
-    """Parse /proc/net/tcp or /proc/net/tcp6 (the header line is skipped)."""
+def parse_net_tcp(text: str, local_port: int | None = None) -> list[TcpSocket]:
+    """Parse /proc/net/tcp or /proc/net/tcp6 (the header line is skipped).
+
+    With `local_port`, only rows bound to that local port: a cheap text test first, since a
+    busy host lists tens of thousands of TIME_WAIT rows.
+    """
     out: list[TcpSocket] = []
+    needle = f":{local_port:04X} " if local_port is not None else ""
     for line in text.splitlines()[1:]:
+        if needle not in line:
+            continue
         f = line.split()
         if len(f) < 10:
             continue
@@ -127,6 +134,8 @@ def parse_net_tcp(text: str) -> list[TcpSocket]:
         rip, rport = f[2].split(":")
         tx, rx = f[4].split(":")
         state = int(f[3], 16)
+        if local_port is not None and int(lport, 16) != local_port:
+            continue
         out.append(
             TcpSocket(
                 local_ip=_hex_ip(lip),
@@ -302,18 +311,20 @@ def socket_inodes(pid: int, root: str = PROC) -> set[int]:
     return set(socket_fds(pid, root).values())
 
 
-def tcp_sockets(root: str = PROC, pid: int | str = "self") -> list[TcpSocket]:
-    """Rows of tcp and tcp6 as seen from the network namespace of `pid`."""
+def tcp_sockets(
+    root: str = PROC, pid: int | str = "self", local_port: int | None = None
+) -> list[TcpSocket]:
+    """Rows of tcp and tcp6 as seen from the network namespace of `pid` (all, or one port's)."""
     out: list[TcpSocket] = []
     for name in ("tcp", "tcp6"):
         text = _read(Path(root, str(pid), "net", name))
         if text:
-            out.extend(parse_net_tcp(text))
+            out.extend(parse_net_tcp(text, local_port))
     return out
 
 
 def listening_sockets(port: int, root: str = PROC) -> list[TcpSocket]:
-    return [s for s in tcp_sockets(root) if s.state == "LISTEN" and s.local_port == port]
+    return [s for s in tcp_sockets(root, local_port=port) if s.state == "LISTEN"]
 
 
 def listening_inodes(port: int, root: str = PROC) -> set[int]:
@@ -327,9 +338,7 @@ def accepted_inodes(port: int, root: str = PROC) -> set[int]:
     Inode 0 means no process holds the socket any more (TIME_WAIT and friends): left out.
     """
     return {
-        s.inode
-        for s in tcp_sockets(root)
-        if s.local_port == port and s.state != "LISTEN" and s.inode != 0
+        s.inode for s in tcp_sockets(root, local_port=port) if s.state != "LISTEN" and s.inode != 0
     }
 
 

@@ -28,6 +28,8 @@ def test_parse_net_tcp_reads_v4_and_v4_mapped_v6_rows() -> None:
         "    65534        0 31338 1 0000000000000000 20 4 30 10 -1\n"
     )
     listen, est = procfs.parse_net_tcp(tcp)
+    assert procfs.parse_net_tcp(tcp, local_port=9000) == [listen, est]
+    assert procfs.parse_net_tcp(tcp, local_port=0xD431) == []  # a remote port only
     assert (listen.local_ip, listen.local_port, listen.state) == ("127.0.0.1", 9000, "LISTEN")
     assert (listen.rx_queue, listen.inode) == (2, 31337)
     assert (est.remote_ip, est.remote_port, est.state, est.uid) == (
