@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import signal
 from collections.abc import Callable
@@ -97,14 +96,15 @@ def test_children_hold_no_listening_socket_and_the_parent_no_client_socket(
 def test_a_failed_fork_closes_that_client_and_the_server_keeps_serving(
     server_factory: StartServer,
 ) -> None:
-    # RLIMIT_NPROC does not bind root, so run the server as an unprivileged user. The limit
-    # counts every task of the server's real uid: leave room for the server and two children.
+    # RLIMIT_NPROC does not bind root, so run the server as an unprivileged uid of its own
+    # (no other process counts against it, not even a parallel run of this test). The limit
+    # counts every task of the server's real uid: room for the server and two children.
     as_user: dict[str, int] = {}
     uid = os.getuid()
     if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        uid = nobody.pw_uid
-        as_user = {"user": uid, "group": nobody.pw_gid}
+        first_try = 70000 + os.getpid() % 20000
+        uid = next(u for u in range(first_try, 100000) if not procfs.tasks_of_uid(u))
+        as_user = {"user": uid, "group": uid}
     limit = procfs.tasks_of_uid(uid) + 3
     server = server_factory("fork", rlimits={"RLIMIT_NPROC": (limit, limit)}, **as_user)
     assert procfs.tasks_of_uid(uid) == limit - 2, "another process of this uid took a slot"
