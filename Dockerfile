@@ -16,6 +16,7 @@ WORKDIR /app
 COPY server/ /app/server/
 COPY client/ /app/client/
 COPY lab/ /app/lab/
+COPY bench/ /app/bench/
 
 # Numeric, so it works in a base image without useradd or a passwd entry.
 USER 10001:10001
