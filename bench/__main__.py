@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile_limit()  # before the servers start: they inherit it
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("logs/*.log"):
+        old.unlink()  # the servers' logs of this run only
     meta: dict[str, Any] = {
         "kind": "meta",
         "machine": machine(),

@@ -58,8 +58,9 @@ def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, 
     record["crashed"] = not server.alive()
     if record["crashed"] and hasattr(server, "exit_code"):
         record["exit_code"] = server.exit_code()
-    notes = [ln for ln in server.log_since(offset).splitlines() if any(w in ln for w in NOTEWORTHY)]
-    record["log"] = notes[:3]
+    log = server.log_since(offset)
+    notes = [ln for ln in (log or "").splitlines() if any(w in ln for w in NOTEWORTHY)]
+    record["log"] = notes[:3] if log is not None else None  # None: not readable from here
     return record
 
 
