@@ -17,8 +17,9 @@ from client.split_io import Connection, Options, PipedPayload
 
 def parse_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    # getaddrinfo() would silently wrap port 70000 to 4464: refuse it here.
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port 1-65535, got {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -115,8 +116,13 @@ def allow_descriptors(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def bytes_known_sent(connection: Connection) -> int:
+    """A writer that exited 0 sent its whole payload; of any other, count what came back."""
+    return connection.payload.total if connection.writer_status == 0 else connection.received
+
+
 def summarize(connections: list[Connection], elapsed: float) -> dict[str, object]:
-    sent = sum(c.payload.total for c in connections)
+    sent = sum(bytes_known_sent(c) for c in connections)
     received = sum(c.received for c in connections)
     failures = [{"connection": c.index, "error": c.error} for c in connections if not c.ok]
     return {

@@ -5,9 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from server.epolling import EpollEchoServer
+from server.forking import ForkingEchoServer, Mistakes
 from server.listener import set_quiet_hosts
+from server.selecting import MultiplexingEchoServer, SelectEchoServer
 
 DEFAULT_PORTS = {"fork": 9000, "select": 9001, "epoll": 9002}
+
+
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535)")
+    return port
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -24,7 +34,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         )
         model.add_argument(
             "--port",
-            type=int,
+            type=port_number,
             default=DEFAULT_PORTS[name],
             help="TCP port; 0 picks a free one and logs it (default: %(default)s)",
         )
@@ -79,21 +89,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def build_server(args: argparse.Namespace) -> ForkingEchoServer | MultiplexingEchoServer:
+    if args.model == "fork":
+        mistakes = Mistakes(args.no_reap, args.child_keeps_listener, args.parent_keeps_client)
+        return ForkingEchoServer(args.host, args.port, args.max_children, mistakes)
+    if args.model == "epoll":
+        return EpollEchoServer(args.host, args.port, args.max_clients)
+    return SelectEchoServer(args.host, args.port, args.max_clients)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     set_quiet_hosts(args.quiet_peer)
-    if args.model == "fork":
-        from server.forking import ForkingEchoServer, Mistakes
-
-        mistakes = Mistakes(args.no_reap, args.child_keeps_listener, args.parent_keeps_client)
-        return ForkingEchoServer(args.host, args.port, args.max_children, mistakes).serve_forever()
-    if args.model == "epoll":
-        from server.epolling import EpollEchoServer
-
-        return EpollEchoServer(args.host, args.port, args.max_clients).serve_forever()
-    from server.selecting import SelectEchoServer
-
-    return SelectEchoServer(args.host, args.port, args.max_clients).serve_forever()
+    try:
+        server = build_server(args)
+    except OSError as error:  # the port is taken, or the address is not ours
+        print(
+            f"python -m server: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr
+        )
+        return 1
+    return server.serve_forever()
 
 
 if __name__ == "__main__":

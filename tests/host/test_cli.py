@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -14,13 +15,6 @@ from tests import procfs
 from tests.host.support import REPO_ROOT, ClientResult, ServerProcess, wait_until
 
 Client = Callable[..., ClientResult]
-
-# Known bug, reported to the server/client author: ports outside 0-65535 pass argparse (the
-# servers die with a traceback, exit 1; the client connects to port % 65536). strict: once
-# fixed, these XPASS and fail, so the marker gets removed.
-PORT_RANGE_BUG = pytest.mark.xfail(
-    strict=True, reason="--port/--server accept ports outside 0-65535 (no usage error)"
-)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -57,10 +51,10 @@ def test_help_explains_each_option(argv: list[str], options: list[str]) -> None:
         ["client", "--server", "127.0.0.1"],
         ["client", "--server", "127.0.0.1:1", "--bytes", "-1"],
         ["client", "--server", "127.0.0.1:1", "--bytes", "1", "--stdin"],
-        pytest.param(["server", "fork", "--port", "70000"], marks=PORT_RANGE_BUG),
-        pytest.param(["server", "select", "--port", "-1"], marks=PORT_RANGE_BUG),
+        ["server", "fork", "--port", "70000"],
+        ["server", "select", "--port", "-1"],
         # getaddrinfo() takes the port modulo 65536: 70000 would silently mean port 4464.
-        pytest.param(["client", "--server", "127.0.0.1:70000"], marks=PORT_RANGE_BUG),
+        ["client", "--server", "127.0.0.1:70000"],
     ],
     ids=[
         "max-children-0",
@@ -107,3 +101,24 @@ def test_the_client_leaves_no_writer_behind(server: ServerProcess, client: Clien
     assert report["ok"] == 20 and report["elapsed_s"] >= 0
     # Its forked writers share its process group: none may outlive it, not even as zombies.
     wait_until(lambda: procfs.group_members(result.pid) == [], 2, what="no writer left")
+
+
+def test_a_taken_port_is_one_line_not_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run("server", "select", "--host", "127.0.0.1", "--port", str(port))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_bytes_sent_counts_only_what_was_sent() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connect is refused
+        done = run("client", "--server", f"127.0.0.1:{port}", "--bytes", "10", "--json")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["bytes_sent"] == 0
