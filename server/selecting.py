@@ -19,6 +19,7 @@ import errno
 import resource
 import select
 import socket
+import time
 from dataclasses import dataclass, field
 
 from server.listener import (
@@ -67,7 +68,7 @@ class MultiplexingEchoServer:
         self.clients: dict[int, Client] = {}
         self.max_clients = self.clamp_max_clients(max_clients)
         self.accepting = True
-        self.accept_paused = False  # after EMFILE: resume on the next tick
+        self.accept_paused_until = 0.0  # after EMFILE: monotonic time to resume accepting
 
     def clamp_max_clients(self, requested: int | None) -> int:
         ceiling = descriptor_ceiling()
@@ -127,8 +128,8 @@ class MultiplexingEchoServer:
                     raise
                 # The connection stays in the backlog; watching the listener now would
                 # report it readable again at once (a busy loop), so pause until a tick.
-                log(f"accept failed ({error}): pausing accepts until the next tick")
-                self.accept_paused = True
+                log(f"accept failed ({error}): pausing accepts for {TICK_SECONDS:g} s")
+                self.accept_paused_until = time.monotonic() + TICK_SECONDS
                 break
             peer = peer_name(address)
             fd = sock.fileno()
@@ -146,7 +147,8 @@ class MultiplexingEchoServer:
 
     def update_accepting(self) -> None:
         """Watch the listener only while there is room; waiting clients sit in the backlog."""
-        should = not self.accept_paused and len(self.clients) < self.max_clients
+        paused = time.monotonic() < self.accept_paused_until
+        should = not paused and len(self.clients) < self.max_clients
         if should == self.accepting:
             return
         self.accepting = should
@@ -209,8 +211,8 @@ class MultiplexingEchoServer:
         self.update_accepting()
 
     def housekeeping(self) -> None:
-        if self.accept_paused:
-            self.accept_paused = False
+        if self.accept_paused_until and time.monotonic() >= self.accept_paused_until:
+            self.accept_paused_until = 0.0
             self.update_accepting()
 
     def stop(self) -> None:

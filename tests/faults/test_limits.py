@@ -131,15 +131,7 @@ def test_select_server_started_with_rlimit_nofile_64(server_factory: StartServer
     assert no_leak(leaks)
 
 
-EMFILE_SPIN = (
-    "server bug: MultiplexingEchoServer.housekeeping() runs after every wake-up, not once a "
-    "tick, so the EMFILE pause ends at once and accept() fails again in a busy loop "
-    "(~70,000 'accept failed' lines and ~1 s of CPU per second); fix: resume after TICK_SECONDS"
-)
-
-
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=EMFILE_SPIN)
 @pytest.mark.parametrize("model", ["select", "epoll"])
 def test_emfile_on_accept_pauses_accepting_without_a_busy_loop(
     model: str, server_factory: StartServer
