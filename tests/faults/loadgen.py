@@ -16,7 +16,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -355,9 +355,16 @@ class Crowd:
     def count(self, state: str) -> int:
         return self.state.count(state)
 
-    def drive(self, quiet_s: float, limit_s: float, close_served: bool = True) -> None:
-        """Read echoes until everyone is served or refused, nothing happens for `quiet_s`, or
-        `limit_s` passes. `close_served` hangs up each member once served, making room."""
+    def drive(
+        self,
+        quiet_s: float,
+        limit_s: float,
+        close_served: bool = True,
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Read echoes until everyone is served or refused, `until()` holds, nothing happens
+        for `quiet_s`, or `limit_s` passes. `close_served` hangs up each member once served,
+        making room for the next."""
         selector = selectors.EpollSelector()
         for i, sock in enumerate(self.socks):
             if self.state[i] == "pending":
@@ -365,7 +372,7 @@ class Crowd:
         started = last = time.monotonic()
         while selector.get_map():
             now = time.monotonic()
-            if now - last > quiet_s or now - started > limit_s:
+            if now - last > quiet_s or now - started > limit_s or (until and until()):
                 break
             for key, _ in selector.select(0.1):
                 i = key.data
