@@ -75,6 +75,7 @@ def test_a_stop_signal_during_a_storm_ends_everything_cleanly(
         f"{signum.name} during a storm",
         model,
         sessions=storm.result.ok,
+        bytes=storm.result.bytes_received,
         cut_off=cut_off,
         refused_after_stop=refused_after,
         held=HELD,
