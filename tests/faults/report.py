@@ -41,6 +41,13 @@ def seconds(value: object) -> str:
     return f"{value:g} s" if isinstance(value, (int, float)) else "n/a"
 
 
+def exits(by_kind: dict[str, dict[str, int]]) -> str:
+    """{'reset': {'exit 1': 5}} -> 'reset exit 1 x5'."""
+    return ", ".join(
+        f"{kind} {how} x{n}" for kind, outcomes in by_kind.items() for how, n in outcomes.items()
+    )
+
+
 NOTES: dict[str, Callable[[Entry], str]] = {
     "soak": lambda e: (
         f"{e['ok']:,}/{e['sessions']:,} ok, {e['mismatched']} wrong bytes, "
@@ -50,7 +57,7 @@ NOTES: dict[str, Callable[[Entry], str]] = {
     "abrupt peers": lambda e: (
         f"{e['resets']} resets, {e['vanished']} vanished, {e['silent']} silent; "
         f"normal clients {e['normal_failed']} failed, p99 {e['p99_ms']} ms"
-        + (f"; children {e['child_exits']}" if e.get("child_exits") else "")
+        + (f"; children: {exits(e['child_exits'])}" if e.get("child_exits") else "")
     ),
     "slow consumers": lambda e: (
         f"{e['trickle']} at 1 B/s + {e['stalled']} never reading; normal p50/p99 "
