@@ -11,6 +11,10 @@ LABEL org.opencontainers.image.title="echolab" \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
+# The servers need no installer at run time: drop the official image's pip (a no-op on the
+# Debian-built base, which has none).
+RUN python3 -m pip uninstall --yes --quiet pip 2>/dev/null || true
+
 WORKDIR /app
 # Root-owned and read-only to the app user: the servers cannot rewrite their own code.
 COPY server/ /app/server/

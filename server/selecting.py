@@ -100,7 +100,7 @@ class MultiplexingEchoServer:
         self.watch(self.shutdown.wakeup_fd, read=True, write=False)
         self.watch(self.listener.fileno(), read=True, write=False)
         while not self.shutdown.requested:
-            readable, writable = self.wait_ready(TICK_SECONDS)
+            readable, writable = self.wait_ready(self.next_timeout())
             for fd in readable:
                 if fd == self.shutdown.wakeup_fd:
                     self.shutdown.drain()
@@ -209,6 +209,11 @@ class MultiplexingEchoServer:
         del self.clients[fd]
         client.sock.close()
         self.update_accepting()
+
+    def next_timeout(self) -> float:
+        """The tick, cut short when an EMFILE pause ends sooner."""
+        pause_left = self.accept_paused_until - time.monotonic()
+        return min(TICK_SECONDS, pause_left) if pause_left > 0 else TICK_SECONDS
 
     def housekeeping(self) -> None:
         if self.accept_paused_until and time.monotonic() >= self.accept_paused_until:
