@@ -78,6 +78,7 @@ def converse(connection: Connection, options: Options) -> None:
         else:
             # Every echo is in; the EOF that follows proves the server sent nothing extra.
             sock.shutdown(socket.SHUT_WR)
+            connection.writer_status = 0  # this process is its own writer, and it sent it all
             while connection.error is None and not connection.eof:
                 receive(connection, buffer, options)
         fail_if_short(connection)

@@ -263,6 +263,14 @@ def forward(direction: Direction, now: float) -> None:
         direction.queue.popleft()
 
 
+def listen_address_arg(text: str) -> tuple[str, int]:
+    """HOST:PORT to listen on; port 0 asks the kernel for a free one (the tests use it)."""
+    host, sep, port = text.rpartition(":")
+    if sep and port == "0":
+        return host.strip("[]") or "0.0.0.0", 0
+    return parse_address(text)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m lab.delay_proxy",
@@ -271,7 +279,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--listen",
-        type=parse_address,
+        type=listen_address_arg,
         default=("0.0.0.0", 9100),
         metavar="HOST:PORT",
         help="where clients connect; port 0 picks a free one and logs it (default: 0.0.0.0:9100)",
