@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 from client import split_io, stop_and_wait
 from client.__main__ import parse_address, positive
@@ -31,7 +32,7 @@ def make_lines(count: int) -> bytes:
     )
 
 
-def measure(mode: str, address: tuple[str, int], data: bytes, timeout: float) -> dict:
+def measure(mode: str, address: tuple[str, int], data: bytes, timeout: float) -> dict[str, Any]:
     started = time.monotonic()
     [connection] = MODES[mode](address, [ScriptPayload(data)], Options(timeout=timeout))
     elapsed = time.monotonic() - started
@@ -43,7 +44,7 @@ def measure(mode: str, address: tuple[str, int], data: bytes, timeout: float) ->
     }
 
 
-def print_table(via: str, lines: int, size: int, results: list[dict]) -> None:
+def print_table(via: str, lines: int, size: int, results: list[dict[str, Any]]) -> None:
     print(f"latency experiment: {lines} lines ({size} bytes) echoed through {via}")
     print()
     print(f"  {'mode':<15}{'elapsed':>12}{'per line':>12}  result")
