@@ -195,12 +195,17 @@ def read_echoes(connections: list[Connection], options: Options) -> None:
         if time.monotonic() - last_progress > options.timeout:
             for key in list(selector.get_map().values()):
                 connection = key.data
-                connection.fail(
-                    f"no echo for {options.timeout:g} s: got {connection.received} of "
-                    f"{connection.payload.total} bytes"
-                )
+                connection.fail(silence(connection, options.timeout))
                 settle(connection, selector)
     selector.close()
+
+
+def silence(connection: Connection, timeout: float) -> str:
+    """Why a connection timed out: the echo stalled, or the echo is whole but EOF never came."""
+    total = connection.payload.total
+    if connection.received >= total:
+        return f"no EOF for {timeout:g} s: all {total} bytes came back, the connection stayed open"
+    return f"no echo for {timeout:g} s: got {connection.received} of {total} bytes"
 
 
 def read_some(connection: Connection, data: memoryview, options: Options) -> None:
