@@ -10,6 +10,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.host.fixtures"]
+
 
 def pytest_report_header() -> str:
     return f"echolab: {REPO_ROOT}, Python {sys.version.split()[0]}, kernel {platform.release()}"

@@ -1,50 +1,22 @@
-"""Fault-suite plumbing: servers started through the host tier's support module, idle checks.
+"""Fault-suite plumbing: what the logs say about children, and idle checks.
 
-The host tier's fixtures live in tests/host/conftest.py, out of reach from this directory, so
-the few this suite needs are declared again here over the same `tests.host.support` helpers.
+Servers come from the shared fixtures in tests/host/fixtures.py (server_factory, many_fds).
 """
 
 from __future__ import annotations
 
 import re
-import resource
 import time
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from tests import procfs
 from tests.faults.figures import Footprint, footprint
-from tests.host.support import ServerProcess, start_server, wait_until
+from tests.host.support import ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]
 
 NEW_CHILD = re.compile(r"new client connected\.\.\. \S+ -> child (?P<pid>\d+)")
 REMOVED = re.compile(r"removed proc id: (?P<pid>\d+) \((?P<how>.*)\)$")
-
-
-@pytest.fixture
-def server_factory() -> Iterator[StartServer]:
-    """start(model, *args, rlimits=None): a server on 127.0.0.1, port 0, cleaned up after."""
-    started: list[ServerProcess] = []
-
-    def start(model: str, *args: str, **kwargs: object) -> ServerProcess:
-        server = start_server(model, *args, **kwargs)  # type: ignore[arg-type]
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.cleanup()
-
-
-@pytest.fixture
-def many_fds() -> Iterator[int]:
-    """This process may hold thousands of sockets (the servers inherit the raised limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    yield hard
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def forked_children(server: ServerProcess, start: int = 0) -> list[int]:

@@ -1,4 +1,4 @@
-"""Lesson fixtures: the host tier's, reused by import (nothing moved), plus the delay proxy."""
+"""Lesson fixtures: the delay proxy (the shared host fixtures come from tests/host/fixtures.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.host.conftest import client, fork_server, many_fds, select_server, server_factory
 from tests.host.support import HOST, REPO_ROOT, LogCapture, ServerProcess
-
-# Imported fixtures are found by name in this module: keep them exported.
-__all__ = ["client", "delay_proxy", "fork_server", "many_fds", "select_server", "server_factory"]
 
 PROXY_LISTENING = r"listening on 127\.0\.0\.1:(?P<port>\d+): to "
 

@@ -1,4 +1,8 @@
-"""Host-tier fixtures: each has one job and can be overridden by name."""
+"""Fixtures for every tier that runs the programs as host processes (host, lessons, faults).
+
+Registered once for the whole suite in tests/conftest.py (`pytest_plugins`); each has one
+job and can be overridden by name in a directory's conftest.py.
+"""
 
 from __future__ import annotations
 
