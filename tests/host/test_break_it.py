@@ -1,7 +1,8 @@
 """The fork server's break-it switches make the kernel show each mistake the notes warn of.
 
-These prove the /proc checks of test_fork_server.py can fail: the same reading that finds
-nothing on the correct server finds the zombie, the leaked listener, the leaked client.
+These prove the socket-inode checks of test_fork_server.py can fail: the same reading that
+finds nothing on the correct server finds the leaked listener and the leaked client. (The
+zombie of --no-reap is shown in tests/lessons/test_fork_switches.py.)
 """
 
 from __future__ import annotations
@@ -10,24 +11,9 @@ import socket
 from collections.abc import Callable
 
 from tests import procfs
-from tests.host.support import ServerProcess, connect, echo, roundtrip, sees_close, wait_until
+from tests.host.support import ServerProcess, connect, roundtrip, sees_close
 
 StartServer = Callable[..., ServerProcess]
-
-
-def test_no_reap_leaves_zombies(server_factory: StartServer) -> None:
-    server = server_factory("fork", "--no-reap")
-    for i in range(3):
-        sent, got = echo(server.port, [b"x" * (i + 1)], timeout=10)
-        assert got == sent
-
-    def three_zombies() -> list[int]:
-        zombies = procfs.zombies_among(server.children())
-        return zombies if len(zombies) == 3 else []
-
-    wait_until(three_zombies, 5, what="3 zombie children")
-    server.wait_for_log(r"BREAK-IT --no-reap")
-    assert not [line for line in server.log_lines() if "removed proc id" in line]
 
 
 def test_child_keeps_listener_shows_the_listening_inode_in_children(
