@@ -38,9 +38,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="short windows, one repeat: seconds, rough figures"
     )
-    parser.add_argument("--out", type=Path, default=Path("bench-results"), metavar="DIR")
-    parser.add_argument("--scenarios", nargs="+", metavar="NAME")
-    parser.add_argument("--servers", nargs="+", metavar="NAME", choices=list(SERVERS))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        metavar="DIR",
+        help="results.md, results.jsonl, chart.png and logs/ (default: %(default)s)",
+    )
+    parser.add_argument("--scenarios", nargs="+", metavar="NAME", help="default: all")
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        metavar="NAME",
+        choices=list(SERVERS),
+        help="default: " + " ".join(DEFAULT_SERVERS),
+    )
     parser.add_argument(
         "--repeats", type=int, metavar="R", help="runs of each scenario (default 3, --quick 1)"
     )
@@ -55,7 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=0, help="load generator processes (default: one per core)"
     )
-    parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--no-chart", action="store_true", help="skip chart.png (matplotlib)")
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3

@@ -72,6 +72,13 @@ def cpu_seconds(root: int) -> float:
     return ticks / TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy since boot (/proc/stat): less ours, it is other load."""
+    fields = [int(x) for x in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
 def zombies(root: int) -> int:
     return sum(1 for s in process_tree(root) if s.state == "Z")
 

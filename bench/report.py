@@ -31,6 +31,7 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("sessions_per_s", "sessions/s", "median"),
         ("server_cpu_s", "server CPU s", "median"),
         ("loadgen_cpu_s", "loadgen CPU s", "median"),
+        ("others_cpu_s", "others' CPU s", "median"),
         ("errors", "errors", "sum"),
         ("mismatches", "mismatches", "sum"),
     ],
@@ -38,12 +39,14 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("requests_per_s", "requests/s", "median"),
         ("server_cpu_s", "server CPU s", "median"),
         ("loadgen_cpu_s", "loadgen CPU s", "median"),
+        ("others_cpu_s", "others' CPU s", "median"),
         ("errors", "errors", "sum"),
         ("mismatches", "mismatches", "sum"),
     ],
     "stream": [
         ("mb_per_s", "MB/s echoed", "median"),
         ("server_cpu_s", "server CPU s", "median"),
+        ("others_cpu_s", "others' CPU s", "median"),
         ("errors", "errors", "sum"),
         ("mismatches", "mismatches", "sum"),
     ],
@@ -79,7 +82,9 @@ def number(x: float) -> str:
 def cell(runs: list[Record], key: str, how: str) -> str:
     if how == "first":
         lines = next((r[key] for r in runs if r.get(key)), [])
-        return "<br>".join(_escape(line[-90:]) for line in lines[:1]) or ""
+        # A crash's last words ("ValueError: ...") say more than its "Traceback" line.
+        shown = next((ln for ln in lines if "Error" in ln), lines[0] if lines else "")
+        return _escape(shown[-100:])
     if how == "count":
         hits = sum(1 for r in runs if r.get(key))
         return f"**{hits}/{len(runs)}**" if hits else "no"
@@ -118,6 +123,8 @@ def markdown(meta: Record, records: list[Record], titles: dict[str, str], target
         f"- command: `{meta['command']}`",
         f"- repeats: {meta['repeats']}; cells are median (min{DASH}max) over repeats; "
         "errors and mismatches are totals; **bold** servers are ours",
+        "- others' CPU s: CPU the rest of the machine used during a run (2 cores shared with "
+        "other work); a large value marks a disturbed figure",
         "",
     ]
     if targets:

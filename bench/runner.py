@@ -39,6 +39,7 @@ def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, 
             held["footprint"] = measure.footprint(pid)
 
     cpu0 = measure.cpu_seconds(pid) if pid else 0.0
+    busy0 = measure.machine_busy_seconds()
     started = time.monotonic()
     try:
         tally = loadgen.run(server.host, server.port, load, on_ready)
@@ -52,6 +53,11 @@ def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, 
     time.sleep(0.1)  # let the last children exit, so their CPU time is in the reading
     record["server_cpu_s"] = round(measure.cpu_seconds(pid) - cpu0, 3) if pid else None
     record["wall_s"] = round(time.monotonic() - started, 3)
+    # The cores are shared: CPU that neither the server nor the load generator used went to
+    # other work on the machine (and the bench's own parent, a few ms).
+    others = measure.machine_busy_seconds() - busy0 - tally.cpu_seconds
+    # Clamped at 0: /proc counts in 10 ms ticks, so a quiet machine reads a little below it.
+    record["others_cpu_s"] = round(max(0.0, others - (record["server_cpu_s"] or 0.0)), 2)
     record.update(_metrics(load, tally))
     if (fp := held.get("footprint")) and idle:
         record.update(_footprint(fp, idle, load.connections))

@@ -36,12 +36,12 @@ DEFAULT: tuple[Scenario, ...] = (
     ),
     Scenario(
         "rr-64B-c1",
-        Load("rr", connections=1, size=64, duration=1.5),
+        Load("rr", connections=1, size=64, duration=1.0),
         "request/response, 1 connection, 64 B",
     ),
     Scenario(
         "rr-64B-c10",
-        Load("rr", connections=10, size=64, duration=1.5),
+        Load("rr", connections=10, size=64, duration=1.0),
         "request/response, 10 connections, 64 B",
     ),
     Scenario(
@@ -56,7 +56,7 @@ DEFAULT: tuple[Scenario, ...] = (
     ),
     Scenario(
         "stream-c10",
-        Load("stream", connections=10, size=256 * 1024, duration=1.5),
+        Load("stream", connections=10, size=256 * 1024, duration=1.0),
         "full-duplex stream, 10 connections, 256 KiB in flight each",
     ),
     Scenario(
