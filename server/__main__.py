@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from server.epolling import EpollEchoServer
-from server.forking import ForkingEchoServer, Mistakes
 from server.listener import set_quiet_hosts
-from server.selecting import MultiplexingEchoServer, SelectEchoServer
+
+if TYPE_CHECKING:
+    from server.forking import ForkingEchoServer
+    from server.selecting import MultiplexingEchoServer
 
 DEFAULT_PORTS = {"fork": 9000, "select": 9001, "epoll": 9002}
 
@@ -90,11 +92,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def build_server(args: argparse.Namespace) -> ForkingEchoServer | MultiplexingEchoServer:
+    # Import only the model that runs: a fork server's children copy whatever it loaded.
     if args.model == "fork":
+        from server.forking import ForkingEchoServer, Mistakes
+
         mistakes = Mistakes(args.no_reap, args.child_keeps_listener, args.parent_keeps_client)
         return ForkingEchoServer(args.host, args.port, args.max_children, mistakes)
     if args.model == "epoll":
+        from server.epolling import EpollEchoServer
+
         return EpollEchoServer(args.host, args.port, args.max_clients)
+    from server.selecting import SelectEchoServer
+
     return SelectEchoServer(args.host, args.port, args.max_clients)
 
 

@@ -18,7 +18,6 @@ import select
 import signal
 import socket
 import time
-from dataclasses import dataclass
 
 from server.listener import (
     Shutdown,
@@ -42,9 +41,8 @@ def describe_status(status: int) -> str:
     return f"killed by signal {-code} ({signal.Signals(-code).name})"
 
 
-def echo_until_eof(client: socket.socket) -> tuple[int, OSError | None]:
+def echo_until_eof(client: socket.socket, buffer: bytearray) -> tuple[int, OSError | None]:
     """The notes' `while ((n = read(...)) != 0) write(...)`, with partial writes handled."""
-    buffer = bytearray(65536)
     view = memoryview(buffer)
     echoed = 0
     try:
@@ -56,13 +54,22 @@ def echo_until_eof(client: socket.socket) -> tuple[int, OSError | None]:
     return echoed, None
 
 
-@dataclass(frozen=True)
 class Mistakes:
-    """Break-it switches, all off by default: each makes one warning of the notes come true."""
+    """Break-it switches, all off by default: each makes one warning of the notes come true.
 
-    no_reap: bool = False  # exited children stay zombies
-    child_keeps_listener: bool = False  # the port stays open while any child lives
-    parent_keeps_client: bool = False  # clients never see EOF; the parent leaks descriptors
+    A plain class, not a dataclass: importing dataclasses grows the parent by 1.6 MB, and a
+    bigger parent makes every fork() slower.
+    """
+
+    def __init__(
+        self,
+        no_reap: bool = False,  # exited children stay zombies
+        child_keeps_listener: bool = False,  # the port stays open while any child lives
+        parent_keeps_client: bool = False,  # clients never see EOF; the parent leaks sockets
+    ) -> None:
+        self.no_reap = no_reap
+        self.child_keeps_listener = child_keeps_listener
+        self.parent_keeps_client = parent_keeps_client
 
     def announce(self) -> None:
         if self.no_reap:
@@ -75,14 +82,17 @@ class Mistakes:
 
 class ForkingEchoServer:
     def __init__(
-        self, host: str, port: int, max_children: int, mistakes: Mistakes = Mistakes()
+        self, host: str, port: int, max_children: int, mistakes: Mistakes | None = None
     ) -> None:
         set_role("fork-server")
         self.listener = open_listener(host, port)
         self.max_children = max_children
-        self.mistakes = mistakes
+        self.mistakes = mistakes or Mistakes()
         self.children: dict[int, str | None] = {}  # pid -> peer (None: served unlogged)
+        self.exited: list[tuple[int, int]] = []  # (pid, status): reaped, not yet settled
         self.kept_clients: list[socket.socket] = []  # --parent-keeps-client only
+        # Allocated once in the parent: a child writes only the pages its echo touches.
+        self.echo_buffer = bytearray(65536)
         self.shutdown = Shutdown()
         if not mistakes.no_reap:
             signal.signal(signal.SIGCHLD, self.reap_children)
@@ -97,6 +107,13 @@ class ForkingEchoServer:
                 return
             if pid == 0:
                 return
+            # Python runs this handler between any two steps of the main loop, even between
+            # fork() and recording the new pid: the main loop updates its table (settle).
+            self.exited.append((pid, status))
+
+    def settle_exits(self) -> None:
+        while self.exited:
+            pid, status = self.exited.pop(0)
             if self.children.pop(pid, "") is not None:
                 log(f"removed proc id: {pid} ({describe_status(status)})")
 
@@ -111,6 +128,7 @@ class ForkingEchoServer:
         self.mistakes.announce()
         at_limit = False
         while not self.shutdown.requested:
+            self.settle_exits()
             if self.at_limit():
                 if not at_limit:
                     log(
@@ -137,6 +155,7 @@ class ForkingEchoServer:
 
     def accept_and_fork(self) -> None:
         while not self.at_limit() and not self.shutdown.requested:
+            self.settle_exits()
             try:
                 client, address = self.listener.accept()
             except (BlockingIOError, ConnectionAbortedError):
@@ -147,13 +166,10 @@ class ForkingEchoServer:
                 return
             peer = peer_name(address)
             quiet = is_quiet(address)
-            # Hold SIGCHLD until the child is recorded: a child that exits at once must not
-            # be reaped before the parent knows its pid.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 pid = os.fork()
             except OSError as error:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 # The notes: if fork() fails, close the client socket and go on.
                 client.close()
                 log(f"fork failed ({error}): closed client {peer}")
@@ -170,33 +186,29 @@ class ForkingEchoServer:
                 client.close()
             if not quiet:
                 log(f"new client connected... {peer} -> child {pid}")
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
     def run_child(self, client: socket.socket, peer: str, quiet: bool) -> None:
-        set_role("fork-child")
-        self.shutdown.forget_in_child()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        # Every page the child writes is copied from the parent, so it runs the notes' child
+        # and nothing else: its signal handlers stay as inherited (see Shutdown).
+        self.shutdown.close_in_child()
         # The child serves one client: its copy of the listening socket would keep the
         # port open after the parent closes it.
         if not self.mistakes.child_keeps_listener:
-            self.listener.close()
+            os.close(self.listener.fileno())
         status = EXIT_CLEAN
-        try:
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            echoed, error = echo_until_eof(client)
-            if error is None:
-                if not quiet:
-                    log(f"client disconnected... {peer} ({echoed} bytes echoed)")
-            else:
-                log(f"client lost... {peer} after {echoed} bytes echoed: {error}")
-                status = EXIT_CONNECTION_LOST
-        finally:
-            client.close()
+        echoed, error = echo_until_eof(client, self.echo_buffer)
+        if error is None:
+            if not quiet:
+                log(f"client disconnected... {peer} ({echoed} bytes echoed)", "fork-child")
+        else:
+            log(f"client lost... {peer} after {echoed} bytes echoed: {error}", "fork-child")
+            status = EXIT_CONNECTION_LOST
+        client.close()
         # _exit, not exit: the parent's clean-up (atexit, finally blocks) must not run twice.
         os._exit(status)
 
     def stop(self) -> None:
+        self.settle_exits()
         log(
             f"shutting down on {self.shutdown.requested}: closing the listener, "
             f"ending {len(self.children)} children"
@@ -208,13 +220,14 @@ class ForkingEchoServer:
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self.children and time.monotonic() < deadline:
             self.shutdown.wait(0.05)  # the SIGCHLD handler reaps them as they exit
+            self.settle_exits()
         if self.children:
             self.signal_children(signal.SIGKILL)
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # from here, wait for each in turn
             for pid in list(self.children):
-                _, status = os.waitpid(pid, 0)
-                self.children.pop(pid, None)
-                log(f"removed proc id: {pid} ({describe_status(status)})")
+                with contextlib.suppress(ChildProcessError):  # the handler got it first
+                    self.exited.append(os.waitpid(pid, 0))
+            self.settle_exits()
         log("shut down")
 
     def signal_children(self, signum: int) -> None:

@@ -11,7 +11,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import time
 
 # select() watches descriptors below FD_SETSIZE only: glibc's fd_set is a fixed 1024-bit array.
@@ -26,17 +25,26 @@ def set_role(role: str) -> None:
     _role = role
 
 
-def log(message: str) -> None:
+# Fixed once: looking up sys.stderr.fileno() per line would touch (and, in a forking
+# server, copy) more of the parent's memory on every connection.
+_LOG_FD = 2  # stderr
+_stamp_second, _stamp = -1, ""
+
+
+def log(message: str, role: str | None = None) -> None:
     """Write one event as one line, flushed at once.
 
     A single os.write() per line: safe inside signal handlers and forked children (no lock,
     no buffer to inherit), and lines from many processes never interleave mid-line.
     """
+    global _stamp_second, _stamp
     now = time.time()
-    stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-    line = f"{stamp} {_role}[{os.getpid()}] {message}\n".encode(errors="replace")
+    second = int(now)
+    if second != _stamp_second:
+        _stamp_second, _stamp = second, time.strftime("%H:%M:%S", time.localtime(second))
+    line = f"{_stamp}.{int((now - second) * 1000):03d} {role or _role}[{os.getpid()}] {message}\n"
     with contextlib.suppress(OSError):  # a closed log pipe must never take the server down
-        os.write(sys.stderr.fileno(), line)
+        os.write(_LOG_FD, line.encode(errors="replace"))
 
 
 _quiet_hosts: frozenset[str] = frozenset()
@@ -81,12 +89,16 @@ class Shutdown:
     wake it; signal.set_wakeup_fd writes a byte to `wakeup_fd` on every signal, and the main
     loop watches that descriptor beside its sockets. Explicit handlers matter as PID 1 in a
     container, where the kernel applies no default action to SIGTERM.
+
+    A forked child keeps these handlers (resetting each through the signal module would copy
+    memory in every child): in a child, the handler takes the signal's default action.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self._owner = os.getpid()
         self._reader, self._writer = socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
@@ -95,6 +107,10 @@ class Shutdown:
             signal.signal(signum, self._request)
 
     def _request(self, signum: int, _frame: object) -> None:
+        if os.getpid() != self._owner:  # a forked child: die of the signal, as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if self.requested is None:
             self.requested = signal.Signals(signum).name
 
@@ -110,15 +126,13 @@ class Shutdown:
         except BlockingIOError:
             pass
 
+    def close_in_child(self) -> None:
+        """A forked child drops the parent's self-pipe: it serves one client, nothing else."""
+        signal.set_wakeup_fd(-1)
+        os.close(self._reader.fileno())
+        os.close(self._writer.fileno())
+
     def wait(self, timeout: float) -> None:
         """Sleep until any signal arrives or `timeout` passes."""
         select.select([self._reader], [], [], timeout)
         self.drain()
-
-    def forget_in_child(self) -> None:
-        """A forked child takes the default signal actions and none of the parent's plumbing."""
-        signal.set_wakeup_fd(-1)
-        for signum in self.SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        self._reader.close()
-        self._writer.close()
