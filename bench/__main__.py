@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,25 @@ def machine() -> str:
     )
 
 
+def server_version() -> str:
+    """Which servers/ code ran: the last commit touching it, and whether it was modified."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        last = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%h %s", "--", "server"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "server"], timeout=5
+        ).returncode
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git here)"
+    return last[:72] + (" + uncommitted changes" if dirty else "")
+
+
 def one_minute_load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -106,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "kind": "meta",
         "machine": machine(),
+        "server_version": server_version(),
         "command": "python3 -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         "repeats": args.repeats,
         "load_before": one_minute_load(),

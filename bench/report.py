@@ -119,6 +119,7 @@ def markdown(meta: Record, records: list[Record], titles: dict[str, str], target
         "# echolab benchmark",
         "",
         f"- machine: {meta['machine']}",
+        f"- server/ code: {meta.get('server_version', 'unknown')}",
         f"- load average (1 min) before: {meta['load_before']}, after: {meta['load_after']}",
         f"- command: `{meta['command']}`",
         f"- repeats: {meta['repeats']}; cells are median (min{DASH}max) over repeats; "
