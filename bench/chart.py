@@ -11,6 +11,8 @@ from typing import Any
 
 from bench.report import Record, group, median, values
 
+OURS = ("fork", "select", "epoll")
+
 
 def _servers(records: list[Record]) -> list[str]:
     seen: dict[str, None] = {}
@@ -26,10 +28,15 @@ def _bars(ax: Any, by_server: dict[str, list[Record]], key: str, colors: dict[st
     lows = [m - min(values(by_server[s], key)) for s, m in zip(names, mids, strict=True)]
     highs = [max(values(by_server[s], key)) - m for s, m in zip(names, mids, strict=True)]
     ax.bar(names, mids, yerr=[lows, highs], capsize=3, color=[colors[s] for s in names])
+    _tilt(ax)
+
+
+def _tilt(ax: Any) -> None:
+    """Slanted server names, ours in bold."""
     ax.tick_params(axis="x", labelrotation=35)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
-        if label.get_text() in ("fork", "select", "epoll"):
+        if label.get_text() in OURS:
             label.set_fontweight("bold")
 
 
@@ -84,8 +91,9 @@ def draw(records: list[Record], path: Path) -> Path | None:
         if any(r.get("crashed") for r in crowd[s]):
             crowd_ax.annotate("crashed", (i, bottom[i]), ha="center", va="bottom", color="tab:red")
     crowd_ax.set(title="1,100 clients at once (FD_SETSIZE = 1024)", ylabel="clients")
-    crowd_ax.legend(fontsize=8)
-    crowd_ax.tick_params(axis="x", labelrotation=35)
+    crowd_ax.set_ylim(0, max(bottom, default=1) * 1.15)  # room for the "crashed" marks
+    crowd_ax.legend(fontsize=8, loc="lower left")
+    _tilt(crowd_ax)
 
     fig.suptitle("echolab: our servers (solid, bold) and the standard library's peers")
     fig.tight_layout()
