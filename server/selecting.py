@@ -97,14 +97,15 @@ class MultiplexingEchoServer:
             f"listening on {listen_address(self.listener)} "
             f"({self.model} server, max {self.max_clients} clients)"
         )
-        self.watch(self.shutdown.wakeup_fd, read=True, write=False)
-        self.watch(self.listener.fileno(), read=True, write=False)
+        wakeup_fd, listener_fd = self.shutdown.wakeup_fd, self.listener.fileno()
+        self.watch(wakeup_fd, read=True, write=False)
+        self.watch(listener_fd, read=True, write=False)
         while not self.shutdown.requested:
             readable, writable = self.wait_ready(self.next_timeout())
             for fd in readable:
-                if fd == self.shutdown.wakeup_fd:
+                if fd == wakeup_fd:
                     self.shutdown.drain()
-                elif fd == self.listener.fileno():
+                elif fd == listener_fd:
                     self.accept_clients()
                 elif client := self.clients.get(fd):
                     self.on_readable(fd, client)
@@ -171,20 +172,35 @@ class MultiplexingEchoServer:
             return
         if not data:
             client.reading = False  # half-closed: echo what is left, then close
+        elif not client.pending:
+            # Nothing queued (the usual case): echo recv()'s bytes as they are and buffer
+            # only what send() leaves; the interest sets change only if something is left.
+            sent = self.send_some(fd, client, data)
+            if sent is not None and sent < len(data):
+                client.pending += memoryview(data)[sent:]
+                self.watch(fd, read=True, write=True)
+            return
         else:
-            client.pending += data
+            client.pending += data  # behind what is queued: the echo keeps its order
         self.flush(fd, client)
+
+    def send_some(self, fd: int, client: Client, data: bytes | bytearray) -> int | None:
+        """send() what the socket takes now; None if the connection broke (and was dropped)."""
+        try:
+            sent = client.sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as error:
+            self.drop(fd, client, error)
+            return None
+        client.echoed += sent
+        return sent
 
     def flush(self, fd: int, client: Client) -> None:
         if client.pending:
-            try:
-                sent = client.sock.send(client.pending)
-            except BlockingIOError:
-                sent = 0
-            except OSError as error:
-                self.drop(fd, client, error)
+            sent = self.send_some(fd, client, client.pending)
+            if sent is None:
                 return
-            client.echoed += sent
             del client.pending[:sent]
         if not client.reading and not client.pending:
             self.close_client(fd, client)
