@@ -121,6 +121,31 @@ def open_connections(
     return done
 
 
+def step(c: Conn, events: int, ep: select.epoll, tally: Tally) -> bool | None:
+    """Do what one epoll event allows: send what is left, read what has come.
+
+    True once the message has fully come back, False while more is due; None if the
+    connection failed (counted as an error, unregistered and closed).
+    """
+    try:
+        if events & OUT and c.push():
+            ep.modify(c.fd, IN)
+        if not events & (IN | BROKEN):
+            return False
+        if c.pull() == 0:
+            raise ConnectionError(
+                f"closed by the server after {c.rounds} round trips and {c.got} bytes"
+            )
+    except BlockingIOError:
+        return False
+    except OSError as error:
+        tally.error(f"connection {c.index}: {error}")
+        ep.unregister(c.fd)
+        c.sock.close()
+        return None
+    return c.complete
+
+
 def echo_round(conns: list[Conn], deadline: float, tally: Tally) -> tuple[list[Conn], list[Conn]]:
     """Wait until each conn's message (already started) has fully come back, or the deadline.
 
@@ -135,22 +160,10 @@ def echo_round(conns: list[Conn], deadline: float, tally: Tally) -> tuple[list[C
     while by_fd and (left := deadline - time.monotonic()) > 0:
         for fd, ev in ep.poll(left):
             c = by_fd[fd]
-            try:
-                if ev & OUT and c.push():
-                    ep.modify(fd, IN)
-                if not ev & (IN | BROKEN):
-                    continue
-                if c.pull() == 0:
-                    raise ConnectionError(f"closed by the server after {c.got} echoed bytes")
-            except BlockingIOError:
-                continue
-            except OSError as error:
-                tally.error(f"connection {c.index}: {error}")
+            done = step(c, ev, ep, tally)
+            if done is None:
                 del by_fd[fd]
-                ep.unregister(fd)
-                c.sock.close()
-                continue
-            if c.complete:
+            elif done:
                 del by_fd[fd]
                 ep.unregister(fd)
                 if problem := c.verify():

@@ -28,6 +28,7 @@ from bench.clients import (
     make_messages,
     new_socket,
     open_connections,
+    step,
 )
 from bench.load import Load, Tally
 
@@ -76,22 +77,10 @@ def run_rr(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
             break
         for fd, ev in ep.poll(deadline - now):
             c = conns[fd]
-            try:
-                if ev & OUT and c.push():
-                    ep.modify(fd, IN)
-                if not ev & (IN | BROKEN):
-                    continue
-                if c.pull() == 0:
-                    raise ConnectionError(f"closed by the server after {c.rounds} round trips")
-            except BlockingIOError:
-                continue
-            except OSError as error:
-                tally.error(f"connection {c.index}: {error}")
-                ep.unregister(fd)
+            done = step(c, ev, ep, tally)
+            if done is None:
                 del conns[fd]
-                c.sock.close()
-                continue
-            if not c.complete:
+            if not done:
                 continue
             tally.bytes_received += c.got
             if problem := c.verify():
