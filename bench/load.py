@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 MODES = ("rr", "rate", "hold", "stream")
-MAX_CONNECTIONS = 5000
+MAX_CONNECTIONS = 12000
 MAX_SECONDS = 120.0
 SAMPLES = 5  # error descriptions kept per run
 

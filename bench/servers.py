@@ -59,6 +59,7 @@ SERVERS: dict[str, ServerSpec] = {
 DEFAULT_SERVERS = (
     "fork",
     "select",
+    "epoll",
     "socketserver-forking",
     "socketserver-threading",
     "selectors",
