@@ -8,6 +8,7 @@ test run appends one line per scenario).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -164,7 +165,14 @@ def table(entries: list[Entry]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else RESULTS_FILE
+    parser = argparse.ArgumentParser(
+        prog="python3 -m tests.faults.report",
+        description="Print the README's reliability table from the fault suite's JSON lines.",
+    )
+    parser.add_argument("results", nargs="?", type=Path, default=RESULTS_FILE)
+    path = parser.parse_args(argv).results
+    if not path.exists():
+        parser.error(f"{path} does not exist: run the fault suite first (see README)")
     entries = latest(path.read_text().splitlines())
     print(table(entries))
     runs = sorted({e["run"] for e in entries})
