@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from client import split_io, stop_and_wait
-from client.payload import GeneratedPayload, Payload, ScriptPayload
-from client.split_io import Connection, Options, PipedPayload
+from client.payload import GeneratedPayload, Payload, ScriptPayload, TypedPayload
+from client.split_io import Connection, Options
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -100,7 +100,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def make_payloads(args: argparse.Namespace) -> list[Payload]:
     if args.stdin:
-        return [PipedPayload()]
+        return [TypedPayload()]
     if args.script is not None:
         data = args.script.read_bytes()
         return [ScriptPayload(data, args.repeat) for _ in range(args.connections)]

@@ -13,7 +13,8 @@ BLOCK = 64 * 1024
 
 
 class Payload:
-    total: int
+    total: int  # bytes of the expected stream known so far
+    complete = True  # False while more may come (lines still being typed)
 
     def chunks(self, chunk_size: int) -> Iterator[bytes]:
         raise NotImplementedError
@@ -49,6 +50,25 @@ class GeneratedPayload(Payload):
     def chunks(self, chunk_size: int) -> Iterator[bytes]:
         for offset in range(0, self.total, chunk_size):
             yield self.expected(offset, chunk_size)
+
+
+class TypedPayload(Payload):
+    """Lines typed on stdin: known only as the writer sends them, complete when it quits."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.total = 0
+        self.complete = False
+
+    def add(self, sent: bytes) -> None:
+        self.data += sent
+        self.total = len(self.data)
+
+    def finish(self) -> None:
+        self.complete = True
+
+    def expected(self, offset: int, size: int) -> bytes:
+        return bytes(self.data[offset : offset + size])
 
 
 class ScriptPayload(Payload):

@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from client.payload import Payload
+from client.payload import Payload, TypedPayload
 
 TICK_SECONDS = 0.2
 CONNECT_TIMEOUT_SECONDS = 30.0
@@ -35,15 +35,6 @@ def say(message: str) -> None:
 def describe_status(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
     return f"exited {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
-
-
-class PipedPayload(Payload):
-    """Lines typed on stdin: the writer tells the reader what it sent through a pipe."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.complete = False
-        self.total = 0
 
 
 @dataclass(eq=False)
@@ -108,7 +99,8 @@ def open_connection(connection: Connection, address: tuple[str, int], timeout: f
 
 
 def start_writer(connection: Connection, everyone: list[Connection], options: Options) -> None:
-    piped = isinstance(connection.payload, PipedPayload)
+    # Typed lines are known to the writer only: it tells the reader through a pipe.
+    piped = isinstance(connection.payload, TypedPayload)
     if piped:
         pipe_read, pipe_write = os.pipe()
     pid = os.fork()
@@ -180,6 +172,8 @@ def read_echoes(connections: list[Connection], options: Options) -> None:
     while selector.get_map():
         for key, _ in selector.select(TICK_SECONDS):
             connection = key.data
+            if connection.finished:
+                continue  # settled by an earlier event of this batch: its descriptors are gone
             if key.fileobj is connection.sock:
                 try:
                     received = connection.sock.recv_into(buffer)
@@ -188,7 +182,7 @@ def read_echoes(connections: list[Connection], options: Options) -> None:
                     received = 0
                 read_some(connection, view[:received], options)
             else:
-                take_from_pipe(connection)
+                take_from_pipe(connection, selector)
             last_progress = time.monotonic()
             settle(connection, selector)
         notice_dead_writers(connections, selector)
@@ -227,35 +221,32 @@ def show_lines(connection: Connection, data: memoryview) -> None:
         print(f"Message from server: {line.decode(errors='replace')}", flush=True)
 
 
-def take_from_pipe(connection: Connection) -> None:
+def take_from_pipe(connection: Connection, selector: selectors.BaseSelector) -> None:
     payload = connection.payload
-    assert isinstance(payload, PipedPayload)
+    assert isinstance(payload, TypedPayload)
     data = os.read(connection.pipe_fd, 65536)
     if data:
-        payload.data += data
-        payload.total = len(payload.data)
+        payload.add(data)
     else:
-        payload.complete = True
+        payload.finish()
+        close_pipe(connection, selector)  # at EOF a pipe stays readable: stop watching it
     verify(connection)
 
 
-def known_and_complete(payload: Payload) -> tuple[int, bool]:
-    if isinstance(payload, PipedPayload):
-        return len(payload.data), payload.complete
-    return payload.total, True
+def close_pipe(connection: Connection, selector: selectors.BaseSelector) -> None:
+    if connection.pipe_fd >= 0:
+        selector.unregister(connection.pipe_fd)
+        os.close(connection.pipe_fd)
+        connection.pipe_fd = -1
 
 
 def verify(connection: Connection) -> None:
     """Compare what arrived with what was sent, as far as both are known."""
-    known, complete = known_and_complete(connection.payload)
-    size = min(len(connection.unchecked), known - connection.checked)
+    payload = connection.payload
+    size = min(len(connection.unchecked), payload.total - connection.checked)
     if size > 0:
         got = bytes(connection.unchecked[:size])
-        sent = (
-            bytes(connection.payload.data[connection.checked : connection.checked + size])
-            if isinstance(connection.payload, PipedPayload)
-            else connection.payload.expected(connection.checked, size)
-        )
+        sent = payload.expected(connection.checked, size)
         if got != sent:
             at = next(i for i in range(size) if got[i] != sent[i])
             connection.fail(
@@ -264,13 +255,13 @@ def verify(connection: Connection) -> None:
             )
         del connection.unchecked[:size]
         connection.checked += size
-    if complete and connection.unchecked:
+    if payload.complete and connection.unchecked:
         connection.fail(f"{len(connection.unchecked)} unexpected extra bytes")
 
 
 def fail_if_short(connection: Connection) -> None:
     """After EOF: fail unless every byte sent came back."""
-    known, _ = known_and_complete(connection.payload)
+    known = connection.payload.total
     if connection.error is None and connection.checked < known:
         missing = known - connection.checked
         connection.fail(f"missing {missing} bytes (got {connection.checked} of {known})")
@@ -278,19 +269,14 @@ def fail_if_short(connection: Connection) -> None:
 
 def settle(connection: Connection, selector: selectors.BaseSelector) -> None:
     """Stop watching a connection once it failed, or once both its streams have ended."""
-    _, complete = known_and_complete(connection.payload)
-    if connection.error is None and not (connection.eof and complete):
+    if connection.error is None and not (connection.eof and connection.payload.complete):
         return
     fail_if_short(connection)
-    for fileobj in (connection.sock, connection.pipe_fd):
-        if fileobj is not None and fileobj != -1:
-            with contextlib.suppress(KeyError):
-                selector.unregister(fileobj)
     if connection.sock is not None:
+        with contextlib.suppress(KeyError):  # a failed connect() was never registered
+            selector.unregister(connection.sock)
         connection.sock.close()
-    if connection.pipe_fd >= 0:
-        os.close(connection.pipe_fd)
-        connection.pipe_fd = -1
+    close_pipe(connection, selector)
     if connection.error is not None and connection.writer_status is None:
         # A writer blocked on a reader that stopped reading would wait forever.
         with contextlib.suppress(ProcessLookupError):

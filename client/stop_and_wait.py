@@ -19,12 +19,11 @@ import sys
 import time
 from collections.abc import Iterator
 
-from client.payload import Payload
+from client.payload import Payload, TypedPayload
 from client.split_io import (
     QUIT_LINES,
     Connection,
     Options,
-    PipedPayload,
     fail_if_short,
     open_connection,
     read_some,
@@ -43,19 +42,18 @@ def run(address: tuple[str, int], payloads: list[Payload], options: Options) -> 
 
 
 def pieces(payload: Payload, options: Options) -> Iterator[bytes]:
-    if isinstance(payload, PipedPayload):
+    if isinstance(payload, TypedPayload):
         yield from typed_lines(payload)
     else:
         yield from payload.chunks(options.chunk_size)
 
 
-def typed_lines(payload: PipedPayload) -> Iterator[bytes]:
+def typed_lines(payload: TypedPayload) -> Iterator[bytes]:
     """The notes' interactive client: each line typed is one piece; Q or q quits."""
     while (line := sys.stdin.buffer.readline()) and line not in QUIT_LINES:
-        payload.data += line
-        payload.total = len(payload.data)
+        payload.add(line)
         yield line
-    payload.complete = True
+    payload.finish()
 
 
 def converse(connection: Connection, options: Options) -> None:
