@@ -21,6 +21,7 @@ COPY server/ /app/server/
 COPY client/ /app/client/
 COPY lab/ /app/lab/
 COPY bench/ /app/bench/
+COPY probe/ /app/probe/
 
 # Numeric, so it works in a base image without useradd or a passwd entry.
 USER 10001:10001

@@ -1,6 +1,6 @@
 """What a server costs, read from /proc: CPU time, memory of its process tree, zombies.
 
-A small reader of its own (not tests/procfs.py): the benchmark also runs inside the image,
+A small reader of its own (not probe/procfs.py): the benchmark also runs inside the image,
 which holds no tests.
 """
 

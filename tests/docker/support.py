@@ -2,7 +2,7 @@
 
 The tests read as statements about the kernel; what they need from Docker lives here and in
 conftest.py. /proc text is read inside the container (one `docker exec` per snapshot) and
-parsed on the host by the same parsers the host tier uses (tests/procfs.py).
+parsed on the host by the same parsers the host tier uses (probe/procfs.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from docker.models.containers import Container
 
-from tests.procfs import Stat, TcpSocket, parse_children, parse_net_tcp, parse_stat, socket_inode
+from probe.procfs import Stat, TcpSocket, parse_children, parse_net_tcp, parse_stat, socket_inode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCALHOST = "127.0.0.1"  # the only address the stack publishes on; never a container IP

@@ -24,6 +24,7 @@ import pytest
 from docker.models.containers import Container
 from pytest_docker.plugin import Services
 
+from probe.sessions import Crowd
 from tests.docker.conftest import SERVERS
 from tests.docker.support import (
     LOCALHOST,
@@ -35,7 +36,6 @@ from tests.docker.support import (
     process_table,
 )
 from tests.faults.figures import record
-from tests.faults.loadgen import Crowd
 
 pytestmark = pytest.mark.docker
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from docker.models.containers import Container
 
+from probe.procfs import parse_status
 from tests.docker.conftest import SERVERS
 from tests.docker.support import read_proc_files
-from tests.procfs import parse_status
 
 pytestmark = pytest.mark.docker
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from docker.models.containers import Container
 
+from probe.procfs import parse_status
 from tests.docker.conftest import SCRIPTED_CLIENTS, SERVERS
 from tests.docker.support import read_proc_files
 from tests.faults.figures import record
-from tests.procfs import parse_status
 
 pytestmark = pytest.mark.docker
 

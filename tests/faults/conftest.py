@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Callable
 
-from tests import procfs
+from probe import procfs
 from tests.faults.figures import Footprint, footprint
 from tests.host.support import ServerProcess, wait_until
 

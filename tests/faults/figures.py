@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tests import procfs
+from probe import procfs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_FILE = Path(

@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests import procfs
+from probe import procfs
+from probe.sessions import BackgroundLoad, payload_of
 from tests.faults.conftest import reaped_children, server_holds_clients, wait_idle
 from tests.faults.figures import footprint, record
-from tests.faults.loadgen import BackgroundLoad, payload_of
 from tests.host.support import ServerProcess, connect, recv_exactly, wait_until
 
 StartServer = Callable[..., ServerProcess]

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
+from probe.sessions import MIB, stream_echo
 from tests.faults.conftest import wait_idle
 from tests.faults.figures import footprint, record
-from tests.faults.loadgen import MIB, stream_echo
 from tests.host.support import ServerProcess, echo, first_difference
 
 StartServer = Callable[..., ServerProcess]

@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests import procfs
+from probe import procfs
+from probe.sessions import MIB, BackgroundLoad, payload_of
 from tests.faults.conftest import wait_idle
 from tests.faults.figures import footprint, record
-from tests.faults.loadgen import MIB, BackgroundLoad, payload_of
 from tests.host.support import HOST, REPO_ROOT, ServerProcess, connect, wait_until
 
 StartServer = Callable[..., ServerProcess]

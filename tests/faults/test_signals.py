@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests import procfs
+from probe import procfs
+from probe.sessions import BackgroundLoad, Crowd
 from tests.faults.conftest import forked_children, reaped_children, wait_idle
 from tests.faults.figures import footprint, record
-from tests.faults.loadgen import BackgroundLoad, Crowd
 from tests.host.support import ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]

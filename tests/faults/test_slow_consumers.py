@@ -19,11 +19,11 @@ from collections.abc import Callable
 
 import pytest
 
+from probe import procfs
+from probe.sessions import MIB, payload_of, run_sessions
 from server.selecting import BUFFER_LIMIT
-from tests import procfs
 from tests.faults.conftest import wait_idle
 from tests.faults.figures import mib, record
-from tests.faults.loadgen import MIB, payload_of, run_sessions
 from tests.host.support import HOST, ServerProcess
 
 StartServer = Callable[..., ServerProcess]

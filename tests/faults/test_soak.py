@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
+from probe.sessions import SIZE_MIX_TEXT, mixed_sizes, run_sessions
 from tests.faults.conftest import forked_children, reaped_children, wait_idle
 from tests.faults.figures import mib, record
-from tests.faults.loadgen import SIZE_MIX_TEXT, mixed_sizes, run_sessions
 from tests.host.support import ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from tests import procfs
+from probe import procfs
 from tests.host.support import ServerProcess, connect, roundtrip, sees_close
 
 StartServer = Callable[..., ServerProcess]

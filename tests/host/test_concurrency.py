@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests import procfs
+from probe import procfs
 from tests.host.support import (
     HOST,
     ClientResult,

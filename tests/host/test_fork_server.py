@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests import procfs
+from probe import procfs
 from tests.host.support import (
     ServerProcess,
     connect,

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from tests import procfs
+from probe import procfs
 from tests.host.support import wait_until
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests import procfs
+from probe import procfs
 from tests.host.support import ServerProcess, connect, payload_for, roundtrip, wait_until
 
 StartServer = Callable[..., ServerProcess]

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests import procfs
+from probe import procfs
 from tests.host.support import ServerProcess, connect, payload_for, roundtrip, sees_close
 
 SHUTDOWN_SECONDS = 2.0  # the contract

@@ -25,7 +25,7 @@ import pytest
 from client import stop_and_wait
 from client.payload import GeneratedPayload
 from client.split_io import Options
-from tests import procfs
+from probe import procfs
 from tests.host.support import (
     HOST,
     REPO_ROOT,

@@ -1,4 +1,4 @@
-"""A load generator for the fault suite: many echo sessions over raw sockets, one epoll loop.
+"""A load generator: many verified echo sessions over raw sockets, one epoll loop.
 
 Each session connects, writes its payload, half-closes, and reads until EOF, verifying every
 byte as it arrives. A fixed number of sessions are in flight at once; when one ends the next
