@@ -1,7 +1,23 @@
 # The official image where a registry is reachable; elsewhere one built from Debian's
 # packages: --build-arg PYTHON_IMAGE=$(scripts/ensure-base-image.sh)
 ARG PYTHON_IMAGE=python:3.13-slim
-FROM ${PYTHON_IMAGE}
+
+# The Linux shell (docker compose run --rm shell): Python and the tools that show what the
+# lessons are about. The lab's code is mounted from the checkout, not copied. Tools come
+# from the base's Debian suite (trixie): a suite is a stable pin that security updates keep
+# buildable, where exact versions vanish from the mirror.
+FROM ${PYTHON_IMAGE} AS shell
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        procps iproute2 lsof strace netcat-openbsd tmux less \
+    && rm -rf /var/lib/apt/lists/*
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
+WORKDIR /app
+USER 10001:10001
+CMD ["bash"]
+
+# The lab: every demo service runs this stage (the last one, so a plain build gets it).
+FROM ${PYTHON_IMAGE} AS lab
 ARG PYTHON_IMAGE
 
 LABEL org.opencontainers.image.title="echolab" \

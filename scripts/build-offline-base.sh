@@ -5,7 +5,8 @@
 #   scripts/build-offline-base.sh [--rebuild]
 #   env: SUITE (trixie), OFFLINE_BASE_TAG (echolab/python-base:$SUITE),
 #        DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR (default: from the host's apt sources),
-#        VARIANT (essential)
+#        VARIANT (apt: the Essential set plus apt, as in the official slim image, so
+#        the shell and test stages can apt-get their tools)
 #
 # Progress goes to stderr; the image tag is the last line on stdout.
 set -euo pipefail
@@ -24,7 +25,10 @@ suite=${SUITE:-trixie}
 tag_for() { printf '%s' "${OFFLINE_BASE_TAG:-echolab/python-base:$1}"; }
 tag=$(tag_for "$suite")
 
-if [[ $rebuild == 0 ]] && docker image inspect "$tag" >/dev/null 2>&1; then
+variant=${VARIANT:-apt}
+# An image built before the variant was recorded (or with another one) is rebuilt.
+built_variant() { docker image inspect --format '{{ index .Config.Labels "echolab.base.variant" }}' "$1" 2>/dev/null; }
+if [[ $rebuild == 0 ]] && [[ $(built_variant "$tag") == "$variant" ]]; then
     log "$tag already exists (pass --rebuild to rebuild it)"
     echo "$tag"
     exit 0
@@ -73,10 +77,11 @@ build() { # $1: suite; writes $work/rootfs.tar, keeps mmdebstrap's output in $wo
     local -a sources
     mapfile -t sources < <(sources_for "$1")
     log "mmdebstrap $1 from ${mirror:-the default mirror of mmdebstrap}"
-    # python3 needs nothing outside the Essential set; apt is not needed in a runtime image.
+    # python3 needs nothing outside the Essential set; apt lets the shell and test stages
+    # install their tools from Debian's packages (the lab stage installs nothing).
     # Docs, man pages and translations are dropped at unpack time (copyrights are kept).
     # shellcheck disable=SC2016  # $1 is for the hook, not this shell
-    mmdebstrap --variant="${VARIANT:-essential}" --include=python3 \
+    mmdebstrap --variant="$variant" --include=python3 \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -114,6 +119,7 @@ docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' \
+    --change "LABEL echolab.base.variant=$variant" \
     --change "LABEL org.opencontainers.image.description=\"Debian $suite + python3, built by mmdebstrap\"" \
     "$work/rootfs.tar" "$tag" >&2
 
