@@ -50,6 +50,15 @@ def _memory(pid: int, root: str) -> dict[str, int]:
         return {}
 
 
+def _private(memory: dict[str, int]) -> int:
+    return memory.get("Private_Clean", 0) + memory.get("Private_Dirty", 0)
+
+
+def private_kib(pid: int, root: str = PROC) -> int:
+    """Pages only this process maps (0 once it is gone): what a fork server's child adds."""
+    return _private(_memory(pid, root))
+
+
 def footprint(pid: int, root: str = PROC) -> Footprint:
     """The footprint of `pid` and its descendants (all zeros once `pid` is gone)."""
     tree = procfs.process_tree(pid, root)
@@ -62,7 +71,7 @@ def footprint(pid: int, root: str = PROC) -> Footprint:
         rss_kib=memory[0].get("Rss", 0) if tree else 0,
         children_rss_kib=sum(m.get("Rss", 0) for m in memory[1:]),
         pss_kib=sum(m.get("Pss", 0) for m in memory),
-        private_kib=sum(m.get("Private_Clean", 0) + m.get("Private_Dirty", 0) for m in memory),
+        private_kib=sum(_private(m) for m in memory),
     )
 
 

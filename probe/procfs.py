@@ -349,6 +349,14 @@ def socket_inodes(pid: int, root: str = PROC) -> set[int]:
     return set(socket_fds(pid, root).values())
 
 
+def tree_socket_inodes(pid: int, root: str = PROC) -> set[int]:
+    """The sockets `pid` and all its descendants hold open (a fork server and its children)."""
+    held = socket_inodes(pid, root)
+    for kid in descendants_of(pid, root):
+        held |= socket_inodes(kid, root)
+    return held
+
+
 def tcp_sockets(
     root: str = PROC, pid: int | str = "self", local_port: int | None = None
 ) -> list[TcpSocket]:
@@ -383,6 +391,11 @@ def accepted_inodes(port: int, root: str = PROC) -> set[int]:
 def machine_ticks(root: str = PROC) -> tuple[int, int]:
     """(busy, total) CPU ticks of the whole machine since boot."""
     return parse_machine_stat(Path(root, "stat").read_text())
+
+
+def held_connections(pid: int, port: int, root: str = PROC) -> int:
+    """Connections accepted on `port` that `pid` or its descendants still hold open."""
+    return len(accepted_inodes(port, root) & tree_socket_inodes(pid, root))
 
 
 def memory_kb(pid: int, root: str = PROC) -> dict[str, int] | None:

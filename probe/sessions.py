@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-HOST = "127.0.0.1"
+from probe.sockets import HOST
+
 MIB = 1024 * 1024
 PATTERN_SIZE = 2 * MIB
 SEND_SIZE = 256 * 1024
