@@ -294,10 +294,8 @@ def run_stream(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
             at = (c.offset + c.received) % STREAM_BLOCK
             expected = double[at : at + len(data)]
             if data != expected:
-                tally.mismatch(
-                    f"connection {c.index} at byte {c.received}: "
-                    + first_difference(expected, data)
-                )
+                where = first_difference(expected, data, offset=c.received)
+                tally.mismatch(f"connection {c.index}: {where}")
             c.received += len(data)
             tally.bytes_received += len(data)
             if c.received > c.sent:
