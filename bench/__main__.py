@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import chart, report, targets
-from bench.loadgen import check_host, raise_nofile_limit
 from bench.runner import run_scenario
 from bench.scenarios import DEFAULT, pick
 from bench.servers import DEFAULT_SERVERS, SERVERS, LocalServer, Server, TargetServer
+from probe.addresses import check_host
+from probe.limits import raise_open_files
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -118,7 +119,7 @@ def one_minute_load() -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     scenarios = pick(args.scenarios, args.quick)
-    raise_nofile_limit()  # before the servers start: they inherit it
+    raise_open_files()  # before the servers start: they inherit it
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("logs/*.log"):

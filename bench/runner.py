@@ -6,10 +6,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from bench import loadgen, measure
-from bench.load import Load, Tally
 from bench.scenarios import Scenario
 from bench.servers import Server
+from probe.footprint import Footprint, footprint, machine_busy_seconds, tree_cpu_seconds, zombies
+from probe.load import Load, LoadError, Tally, run_load
 
 ZOMBIE_DELAY = 0.3  # the moment: 0.3 s after the clients left
 # Log lines worth showing beside a scenario: why a client waited, or why a server died.
@@ -31,31 +31,31 @@ def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, 
         "size": load.size,
         "duration": load.duration,
     }
-    idle = measure.footprint(pid) if pid and scenario.footprint else None
-    held: dict[str, measure.Footprint] = {}
+    idle = footprint(pid) if pid and scenario.footprint else None
+    held: dict[str, Footprint] = {}
 
     def on_ready(_early: Tally) -> None:
         if pid and scenario.footprint:
-            held["footprint"] = measure.footprint(pid)
+            held["footprint"] = footprint(pid)
 
-    cpu0 = measure.cpu_seconds(pid) if pid else 0.0
-    busy0 = measure.machine_busy_seconds()
+    cpu0 = tree_cpu_seconds(pid) if pid else 0.0
+    busy0 = machine_busy_seconds()
     started = time.monotonic()
     try:
-        tally = loadgen.run(server.host, server.port, load, on_ready)
-    except loadgen.LoadError as error:
+        tally = run_load(server.host, server.port, load, on_ready)
+    except LoadError as error:
         tally = Tally()
         tally.error(str(error))
     if pid and scenario.zombies:
         time.sleep(max(0.0, tally.closed_at + ZOMBIE_DELAY - time.monotonic()))
-        record["zombies"] = measure.zombies(pid)
+        record["zombies"] = zombies(pid)
         record["zombies_after_s"] = round(time.monotonic() - tally.closed_at, 3)
     time.sleep(0.1)  # let the last children exit, so their CPU time is in the reading
-    record["server_cpu_s"] = round(measure.cpu_seconds(pid) - cpu0, 3) if pid else None
+    record["server_cpu_s"] = round(tree_cpu_seconds(pid) - cpu0, 3) if pid else None
     record["wall_s"] = round(time.monotonic() - started, 3)
     # The cores are shared: CPU that neither the server nor the load generator used went to
     # other work on the machine (and the bench's own parent, a few ms).
-    others = measure.machine_busy_seconds() - busy0 - tally.cpu_seconds
+    others = machine_busy_seconds() - busy0 - tally.cpu_seconds
     # Clamped at 0: /proc counts in 10 ms ticks, so a quiet machine reads a little below it.
     record["others_cpu_s"] = round(max(0.0, others - (record["server_cpu_s"] or 0.0)), 2)
     record.update(_metrics(load, tally))
@@ -97,15 +97,15 @@ def _metrics(load: Load, tally: Tally) -> dict[str, Any]:
     return out
 
 
-def _footprint(held: measure.Footprint, idle: measure.Footprint, clients: int) -> dict[str, Any]:
+def _footprint(held: Footprint, idle: Footprint, clients: int) -> dict[str, Any]:
     return {
         "processes": held.processes,
         "threads": held.threads,
-        "rss_mb": round(held.rss_kb / 1024, 1),
-        "pss_mb": round(held.pss_kb / 1024, 1),
+        "rss_mb": round(held.tree_rss_kib / 1024, 1),
+        "pss_mb": round(held.pss_kib / 1024, 1),
         # The measure: the whole tree's PSS over the clients it serves.
-        "pss_per_client_kb": round(held.pss_kb / clients),
+        "pss_per_client_kb": round(held.pss_kib / clients),
         # What each client added to the idle server (private pages mostly).
-        "added_pss_per_client_kb": round((held.pss_kb - idle.pss_kb) / clients),
-        "idle_pss_mb": round(idle.pss_kb / 1024, 1),
+        "added_pss_per_client_kb": round((held.pss_kib - idle.pss_kib) / clients),
+        "idle_pss_mb": round(idle.pss_kib / 1024, 1),
     }

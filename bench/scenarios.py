@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bench.load import Load
 from bench.servers import MULTIPLEX
+from probe.load import Load
 
 
 @dataclass(frozen=True)

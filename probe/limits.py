@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import resource
+from collections.abc import Iterator
 
 
 def open_files_limit() -> int:
@@ -23,3 +25,13 @@ def raise_open_files(wanted: int | None = None) -> int:
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return open_files_limit()
+
+
+@contextlib.contextmanager
+def more_open_files(wanted: int | None = None) -> Iterator[int]:
+    """`raise_open_files` for the span of a `with` block; the old soft limit comes back after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        yield raise_open_files(wanted)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROC = "/proc"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of the CPU times in stat
 
 TCP_STATES = {
     0x01: "ESTABLISHED",
@@ -41,7 +42,7 @@ _SOCKET_LINK = re.compile(r"^socket:\[(\d+)\]$")
 
 @dataclass(frozen=True)
 class Stat:
-    """The fields of /proc/<pid>/stat the tests use."""
+    """The fields of /proc/<pid>/stat that say who a process is, what it does, what it cost."""
 
     pid: int
     comm: str
@@ -50,6 +51,19 @@ class Stat:
     pgrp: int
     num_threads: int
     starttime: int  # ticks after boot: (pid, starttime) names a process; a pid may be reused
+    utime: int = 0  # CPU ticks in user mode
+    stime: int = 0  # CPU ticks in the kernel
+    cutime: int = 0  # user ticks of the children it waited for
+    cstime: int = 0  # kernel ticks of the children it waited for
+
+    @property
+    def cpu_ticks(self) -> int:
+        return self.utime + self.stime
+
+    @property
+    def reaped_ticks(self) -> int:
+        """What the children it reaped used: a child's time reaches its parent at waitpid."""
+        return self.cutime + self.cstime
 
 
 def parse_stat(text: str) -> Stat:
@@ -66,7 +80,18 @@ def parse_stat(text: str) -> Stat:
         pgrp=int(fields[2]),
         num_threads=int(fields[17]),
         starttime=int(fields[19]),
+        utime=int(fields[11]),
+        stime=int(fields[12]),
+        cutime=int(fields[13]),
+        cstime=int(fields[14]),
     )
+
+
+def parse_machine_stat(text: str) -> tuple[int, int]:
+    """(busy, total) ticks of all cores since boot, from the 'cpu' line of /proc/stat."""
+    ticks = [int(x) for x in text.split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return sum(ticks) - idle, sum(ticks)
 
 
 def parse_status(text: str) -> dict[str, str]:
@@ -232,20 +257,33 @@ def _scan_children(pid: int, root: str) -> set[int]:
     return kids
 
 
-def descendants_of(pid: int, root: str = PROC) -> list[int]:
-    """Children, grandchildren, ... in one scan of /proc."""
-    by_parent: dict[int, list[int]] = {}
+def process_tree(pid: int, root: str = PROC) -> list[Stat]:
+    """The stat of `pid` first, then of all its descendants, zombies included, in one scan.
+
+    [] when `pid` is gone.
+    """
+    by_parent: dict[int, list[Stat]] = {}
+    top: Stat | None = None
     for p in all_pids(root):
         s = stat(p, root)
-        if s is not None:
-            by_parent.setdefault(s.ppid, []).append(p)
-    out: list[int] = []
-    todo = [pid]
+        if s is None:
+            continue
+        if s.pid == pid:
+            top = s
+        by_parent.setdefault(s.ppid, []).append(s)
+    if top is None:
+        return []
+    tree, todo = [top], [pid]
     while todo:
         kids = by_parent.get(todo.pop(), [])
-        out.extend(kids)
-        todo.extend(kids)
-    return sorted(out)
+        tree.extend(kids)
+        todo.extend(k.pid for k in kids)
+    return tree
+
+
+def descendants_of(pid: int, root: str = PROC) -> list[int]:
+    """Children, grandchildren, ... in one scan of /proc."""
+    return sorted(s.pid for s in process_tree(pid, root)[1:])
 
 
 def group_members(pgid: int, root: str = PROC) -> list[int]:
@@ -311,6 +349,14 @@ def socket_inodes(pid: int, root: str = PROC) -> set[int]:
     return set(socket_fds(pid, root).values())
 
 
+def tree_socket_inodes(pid: int, root: str = PROC) -> set[int]:
+    """The sockets `pid` and all its descendants hold open (a fork server and its children)."""
+    held = socket_inodes(pid, root)
+    for kid in descendants_of(pid, root):
+        held |= socket_inodes(kid, root)
+    return held
+
+
 def tcp_sockets(
     root: str = PROC, pid: int | str = "self", local_port: int | None = None
 ) -> list[TcpSocket]:
@@ -340,6 +386,16 @@ def accepted_inodes(port: int, root: str = PROC) -> set[int]:
     return {
         s.inode for s in tcp_sockets(root, local_port=port) if s.state != "LISTEN" and s.inode != 0
     }
+
+
+def machine_ticks(root: str = PROC) -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot."""
+    return parse_machine_stat(Path(root, "stat").read_text())
+
+
+def held_connections(pid: int, port: int, root: str = PROC) -> int:
+    """Connections accepted on `port` that `pid` or its descendants still hold open."""
+    return len(accepted_inodes(port, root) & tree_socket_inodes(pid, root))
 
 
 def memory_kb(pid: int, root: str = PROC) -> dict[str, int] | None:

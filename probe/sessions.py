@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-HOST = "127.0.0.1"
+from probe.sockets import HOST
+
 MIB = 1024 * 1024
 PATTERN_SIZE = 2 * MIB
 SEND_SIZE = 256 * 1024
@@ -119,6 +120,7 @@ def run_sessions(
     first_index: int = 0,
     stop: threading.Event | None = None,
     result: LoadResult | None = None,
+    host: str = HOST,
 ) -> LoadResult:
     """Run one session per entry of `sizes`, `in_flight` at a time, for at most `deadline_s`.
 
@@ -147,7 +149,7 @@ def run_sessions(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session = Session(index, size, sock, time.monotonic())
         result.sessions += 1
-        code = sock.connect_ex((HOST, port))
+        code = sock.connect_ex((host, port))
         if code not in (0, errno.EINPROGRESS):
             finish(session, f"connect: {errno.errorcode.get(code, code)}", registered=False)
             return True
@@ -258,11 +260,17 @@ class BackgroundLoad:
     """
 
     def __init__(
-        self, port: int, in_flight: int = 4, deadline_s: float = 60.0, limit: int = 50_000
+        self,
+        port: int,
+        in_flight: int = 4,
+        deadline_s: float = 60.0,
+        limit: int = 50_000,
+        host: str = HOST,
     ) -> None:
         rng = random.Random(port)
         self.sizes = [rng.randint(1, 16 * 1024) for _ in range(limit)]
         self.port = port
+        self.host = host
         self.in_flight = in_flight
         self.deadline_s = deadline_s
         self.stop = threading.Event()
@@ -280,6 +288,7 @@ class BackgroundLoad:
                 900_000,
                 self.stop,
                 self.result,
+                self.host,
             )
         except BaseException as error:  # re-raised in the test's thread by __exit__
             self.error = error
@@ -313,8 +322,9 @@ class Crowd:
     resets it first, `pending` while it waits (in the accept backlog, say).
     """
 
-    def __init__(self, port: int, size: int = 64) -> None:
+    def __init__(self, port: int, size: int = 64, host: str = HOST) -> None:
         self.port = port
+        self.host = host
         self.size = size
         self.socks: list[socket.socket] = []
         self.got: list[bytearray] = []
@@ -330,7 +340,7 @@ class Crowd:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.settimeout(10)
             try:
-                sock.connect((HOST, self.port))
+                sock.connect((self.host, self.port))
             except OSError as error:
                 sock.close()
                 name = errno.errorcode.get(error.errno or 0, type(error).__name__)
@@ -422,13 +432,13 @@ class StreamResult:
 
 
 def stream_echo(
-    port: int, total: int, chunk_size: int = 65536, limit_s: float = 60.0
+    port: int, total: int, chunk_size: int = 65536, limit_s: float = 60.0, host: str = HOST
 ) -> StreamResult:
     """One connection: send `total` bytes (a 1 MiB pattern, cycled) while reading the echo,
     half-close, read to EOF; every byte is compared as it arrives, nothing is kept."""
     out = StreamResult()
     pattern = payload_of(7, MIB)
-    sock = socket.create_connection((HOST, port), timeout=10)
+    sock = socket.create_connection((host, port), timeout=10)
     sock.setblocking(False)
     selector = selectors.EpollSelector()
     selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)

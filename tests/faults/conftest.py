@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from probe import procfs
-from tests.faults.figures import Footprint, footprint
+from probe.footprint import Footprint, footprint
 from tests.host.support import ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]
@@ -32,10 +32,7 @@ def reaped_children(server: ServerProcess, start: int = 0) -> dict[int, str]:
 
 def server_holds_clients(server: ServerProcess) -> int:
     """Client connections the server process (or its children) still hold open."""
-    held = procfs.socket_inodes(server.pid)
-    for kid in procfs.descendants_of(server.pid):
-        held |= procfs.socket_inodes(kid)
-    return len(procfs.accepted_inodes(server.port) & held)
+    return procfs.held_connections(server.pid, server.port)
 
 
 def wait_idle(server: ServerProcess, timeout: float = 20.0) -> tuple[Footprint, float]:

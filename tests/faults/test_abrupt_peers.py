@@ -8,8 +8,6 @@ either way; the multiplexing servers drop the socket and log it. Nothing is left
 from __future__ import annotations
 
 import re
-import socket
-import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,44 +15,21 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
-from probe.sessions import BackgroundLoad, payload_of
+from probe.footprint import footprint
+from probe.peers import reset_mid_stream, vanish_after_half_close
+from probe.sessions import BackgroundLoad
+from probe.sockets import connect, peer_of, recv_exactly
 from tests.faults.conftest import reaped_children, server_holds_clients, wait_idle
-from tests.faults.figures import footprint, record
-from tests.host.support import ServerProcess, connect, recv_exactly, wait_until
+from tests.faults.figures import record
+from tests.host.support import ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]
 EACH = 5  # peers of each kind
 
 
-def peer_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"{host}:{port}"
-
-
 def child_for(server: ServerProcess, peer: str) -> int:
     m = server.wait_for_log(rf"new client connected\.\.\. {re.escape(peer)} -> child (\d+)")
     return int(m[1])
-
-
-def reset_mid_stream(port: int, index: int) -> str:
-    """Send 256 KiB, read the first echoed bytes, then close with SO_LINGER 0: an RST."""
-    sock = connect(port)
-    sock.sendall(payload_of(index, 256 * 1024))
-    assert recv_exactly(sock, 1000) == payload_of(index, 1000), "the echo had started"
-    peer = peer_of(sock)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-    return peer
-
-
-def vanish_after_half_close(port: int, index: int) -> str:
-    """Send 2000 bytes, half-close, and go without reading a byte of the echo."""
-    sock = connect(port)
-    sock.sendall(payload_of(index, 2000))
-    sock.shutdown(socket.SHUT_WR)
-    peer = peer_of(sock)
-    sock.close()
-    return peer
 
 
 @pytest.mark.timeout(90)

@@ -11,10 +11,13 @@ from collections.abc import Callable
 
 import pytest
 
+from probe.compare import first_difference
+from probe.footprint import footprint
 from probe.sessions import MIB, stream_echo
+from probe.sockets import echo
 from tests.faults.conftest import wait_idle
-from tests.faults.figures import footprint, record
-from tests.host.support import ServerProcess, echo, first_difference
+from tests.faults.figures import record
+from tests.host.support import ServerProcess
 
 StartServer = Callable[..., ServerProcess]
 

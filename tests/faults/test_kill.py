@@ -21,10 +21,12 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
+from probe.footprint import footprint
 from probe.sessions import MIB, BackgroundLoad, payload_of
+from probe.sockets import HOST, connect
 from tests.faults.conftest import wait_idle
-from tests.faults.figures import footprint, record
-from tests.host.support import HOST, REPO_ROOT, ServerProcess, connect, wait_until
+from tests.faults.figures import record
+from tests.host.support import REPO_ROOT, ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]
 

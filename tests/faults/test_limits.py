@@ -16,9 +16,10 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
+from probe.footprint import cpu_seconds, footprint
 from probe.sessions import Crowd
 from tests.faults.conftest import forked_children, reaped_children, wait_idle
-from tests.faults.figures import cpu_seconds, footprint, record
+from tests.faults.figures import record
 from tests.host.support import ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]

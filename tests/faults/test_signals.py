@@ -19,9 +19,10 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
+from probe.footprint import footprint
 from probe.sessions import BackgroundLoad, Crowd
 from tests.faults.conftest import forked_children, reaped_children, wait_idle
-from tests.faults.figures import footprint, record
+from tests.faults.figures import record
 from tests.host.support import ServerProcess, wait_until
 
 StartServer = Callable[..., ServerProcess]

@@ -9,22 +9,19 @@ so their RSS may grow by at most SLOW x 256 KiB + SLACK_MIB; a fork server's chi
 
 from __future__ import annotations
 
-import contextlib
-import select
-import socket
-import struct
-import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
 from probe import procfs
+from probe.footprint import private_kib
+from probe.peers import SlowPeers
 from probe.sessions import MIB, payload_of, run_sessions
 from server.selecting import BUFFER_LIMIT
 from tests.faults.conftest import wait_idle
 from tests.faults.figures import mib, record
-from tests.host.support import HOST, ServerProcess
+from tests.host.support import ServerProcess
 
 StartServer = Callable[..., ServerProcess]
 
@@ -38,62 +35,8 @@ NORMAL_SESSIONS = 300
 NORMAL_SIZE = 16 * 1024
 
 
-class SlowPeers:
-    """SLOW connections pushed full, then, in a thread, TRICKLE of them read 1 byte a second."""
-
-    def __init__(self, port: int) -> None:
-        self.socks: list[socket.socket] = []
-        for _ in range(SLOW):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.settimeout(10)
-            sock.connect((HOST, port))
-            sock.setblocking(False)
-            self.socks.append(sock)
-        self.pushed = [0] * SLOW
-        self.trickled = [bytearray() for _ in range(TRICKLE)]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._trickle, name="trickle", daemon=True)
-
-    def push_until_stuck(self, quiet_s: float = 1.0, limit_s: float = 30.0) -> None:
-        """Send (each peer its own 1 MiB, over and over) until no peer makes progress for
-        `quiet_s`: every buffer on the path is full."""
-        started = last = time.monotonic()
-        while time.monotonic() - last < quiet_s and time.monotonic() - started < limit_s:
-            _, ready, _ = select.select([], self.socks, [], 0.1)
-            for sock in ready:
-                i = self.socks.index(sock)
-                if self.pushed[i] >= PUSH_LIMIT:
-                    continue
-                with contextlib.suppress(BlockingIOError):
-                    at = self.pushed[i] % MIB
-                    self.pushed[i] += sock.send(payload_of(i, MIB)[at : at + 256 * 1024])
-                    last = time.monotonic()
-
-    def _trickle(self) -> None:
-        while not self.stop.wait(1.0):
-            for i in range(TRICKLE):
-                with contextlib.suppress(BlockingIOError):
-                    self.trickled[i] += self.socks[i].recv(1)
-
-    def __enter__(self) -> SlowPeers:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        if self.thread.is_alive():
-            self.thread.join(5)
-        for sock in self.socks:  # a reset: nobody waits for megabytes nobody will read
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()
-
-
 def slow_children(server: ServerProcess) -> list[int]:
     return procfs.children_of(server.pid)
-
-
-def private_kib(pid: int) -> int:
-    m = procfs.memory_kb(pid) or {}
-    return m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)
 
 
 @pytest.mark.timeout(120)
@@ -108,9 +51,9 @@ def test_slow_consumers_stall_only_themselves_and_memory_stays_bounded(
     assert baseline.ok == NORMAL_SESSIONS, baseline.summary()
     idle, _ = wait_idle(server)
 
-    with SlowPeers(server.port) as slow:
+    with SlowPeers(server.port, TRICKLE, STALLED, PUSH_LIMIT) as slow:
         slow.push_until_stuck()
-        slow.thread.start()
+        slow.start()
         loaded = run_sessions(server.port, sizes, 10, 60, first_index=NORMAL_SESSIONS)
         time.sleep(2.5)  # the tricklers read a few bytes more
         rss_kib = procfs.rss_kb(server.pid) or 0

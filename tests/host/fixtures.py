@@ -6,11 +6,11 @@ job and can be overridden by name in a directory's conftest.py.
 
 from __future__ import annotations
 
-import resource
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from probe.limits import more_open_files
 from tests.host.support import ClientResult, ServerProcess, run_client, start_server
 
 StartServer = Callable[..., ServerProcess]
@@ -56,7 +56,5 @@ def client() -> Callable[..., ClientResult]:
 @pytest.fixture
 def many_fds() -> Iterator[int]:
     """Raise this process's RLIMIT_NOFILE soft limit to the hard limit; restore it after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    yield hard
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with more_open_files() as limit:
+        yield limit

@@ -1,4 +1,4 @@
-"""Plumbing for the host tier: server and client subprocesses, raw sockets, bounded polling.
+"""Plumbing for the host tier: server and client subprocesses, logs, bounded polling.
 
 The tests read as statements about the kernel; the how (pipes, threads, deadlines) lives here.
 Every wait is bounded, every socket talks to 127.0.0.1 only.
@@ -11,24 +11,22 @@ import json
 import os
 import random
 import re
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from probe import procfs
+from probe.sockets import HOST
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
 
 LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (?P<role>[\w-]+)\[(?P<pid>\d+)\] (?P<message>.*)$")
 LISTENING = re.compile(
@@ -359,7 +357,7 @@ def run_client(
     )
 
 
-# ---------------------------------------------------------------- raw sockets
+# ---------------------------------------------------------------- payloads
 
 
 def payload_for(index: int, size: int) -> bytes:
@@ -367,110 +365,3 @@ def payload_for(index: int, size: int) -> bytes:
     tag = f"<connection {index}>".encode()
     body = random.Random(index).randbytes(max(0, size - len(tag)))
     return (tag + body)[:size]
-
-
-def connect(port: int, timeout: float = 10.0) -> socket.socket:
-    sock = socket.create_connection((HOST, port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def recv_exactly(sock: socket.socket, size: int, timeout: float = 10.0) -> bytes:
-    """Read `size` bytes; fewer only if the peer closes first. Bounded by `timeout` overall."""
-    deadline = time.monotonic() + timeout
-    parts: list[bytes] = []
-    got = 0
-    while got < size:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(min(size - got, 1 << 20))
-        except TimeoutError:
-            break
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
-
-
-def recv_until_eof(sock: socket.socket, timeout: float = 30.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    parts: list[bytes] = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no EOF within {timeout} s ({sum(map(len, parts))} bytes read)")
-        sock.settimeout(left)
-        with contextlib.suppress(TimeoutError):
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                return b"".join(parts)
-            parts.append(chunk)
-
-
-def roundtrip(sock: socket.socket, payload: bytes, timeout: float = 10.0) -> bytes:
-    """Send a payload small enough for the socket buffers, then read as many bytes back."""
-    sock.settimeout(timeout)
-    sock.sendall(payload)
-    return recv_exactly(sock, len(payload), timeout)
-
-
-def echo(
-    port: int, chunks: Iterable[bytes], timeout: float = 60.0, pause_every: int = 0
-) -> tuple[bytes, bytes]:
-    """One connection, split I/O: a thread writes `chunks` then shuts down its write side,
-    this thread reads until EOF. Returns (sent, received)."""
-    sock = connect(port, timeout)
-    sent = bytearray()
-    failure: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            for i, chunk in enumerate(chunks):
-                sock.sendall(chunk)
-                sent.extend(chunk)
-                if pause_every and i % pause_every == 0:
-                    time.sleep(0.001)  # let small writes reach the peer as separate segments
-            sock.shutdown(socket.SHUT_WR)
-        except BaseException as error:  # reported by the reading side
-            failure.append(error)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    try:
-        received = recv_until_eof(sock, timeout)
-    finally:
-        thread.join(timeout)
-        sock.close()
-    if failure:
-        raise failure[0]
-    return bytes(sent), received
-
-
-def sees_close(sock: socket.socket, timeout: float = 5.0) -> bool:
-    """True when the peer closes (EOF or reset) within `timeout` and sends nothing first."""
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(4096) == b""  # data would be an echo, not a close
-    except TimeoutError:
-        return False
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-
-
-def readable_within(sock: socket.socket, timeout: float) -> bool:
-    ready, _, _ = select.select([sock], [], [], timeout)
-    return bool(ready)
-
-
-def first_difference(sent: bytes, received: bytes) -> str:
-    """A short description for assertion messages."""
-    if sent == received:
-        return "identical"
-    for i, (a, b) in enumerate(zip(sent, received, strict=False)):
-        if a != b:
-            return f"byte {i} differs (sent {a:#04x}, got {b:#04x})"
-    return f"lengths differ (sent {len(sent)}, got {len(received)})"

@@ -11,7 +11,8 @@ import socket
 from collections.abc import Callable
 
 from probe import procfs
-from tests.host.support import ServerProcess, connect, roundtrip, sees_close
+from probe.sockets import connect, roundtrip, sees_close
+from tests.host.support import ServerProcess
 
 StartServer = Callable[..., ServerProcess]
 

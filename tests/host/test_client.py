@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.host.support import HOST, ClientResult
+from probe.sockets import HOST
+from tests.host.support import ClientResult
 
 Client = Callable[..., ClientResult]
 

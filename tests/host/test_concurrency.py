@@ -12,17 +12,9 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
-from tests.host.support import (
-    HOST,
-    ClientResult,
-    ServerProcess,
-    connect,
-    first_difference,
-    payload_for,
-    recv_exactly,
-    roundtrip,
-    wait_until,
-)
+from probe.compare import first_difference
+from probe.sockets import HOST, connect, recv_exactly, roundtrip
+from tests.host.support import ClientResult, ServerProcess, payload_for, wait_until
 
 CLIENTS = 220
 HOG_LIMIT = 256 * 1024 * 1024

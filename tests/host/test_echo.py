@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.host.support import ClientResult, ServerProcess, echo, first_difference, wait_until
+from probe.compare import first_difference
+from probe.sockets import echo
+from tests.host.support import ClientResult, ServerProcess, wait_until
 
 MIB = 1024 * 1024
 DISCONNECTED = re.compile(

@@ -10,16 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
-from tests.host.support import (
-    ServerProcess,
-    connect,
-    payload_for,
-    readable_within,
-    recv_exactly,
-    roundtrip,
-    sees_close,
-    wait_until,
-)
+from probe.sockets import connect, readable_within, recv_exactly, roundtrip, sees_close
+from tests.host.support import ServerProcess, payload_for, wait_until
 
 StartServer = Callable[..., ServerProcess]
 NEW_CHILD = re.compile(r"new client connected\.\.\. (?P<peer>\S+) -> child (?P<pid>\d+)")

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
-from tests.host.support import ServerProcess, connect, payload_for, roundtrip, wait_until
+from probe.sockets import connect, roundtrip
+from tests.host.support import ServerProcess, payload_for, wait_until
 
 StartServer = Callable[..., ServerProcess]
 FD_SETSIZE = 1024

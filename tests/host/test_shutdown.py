@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from probe import procfs
-from tests.host.support import ServerProcess, connect, payload_for, roundtrip, sees_close
+from probe.sockets import connect, roundtrip, sees_close
+from tests.host.support import ServerProcess, payload_for
 
 SHUTDOWN_SECONDS = 2.0  # the contract
 SLACK_SECONDS = 1.0  # this test's own scheduling on a busy 2-core machine

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.host.support import HOST, REPO_ROOT, LogCapture, ServerProcess
+from probe.sockets import HOST
+from tests.host.support import REPO_ROOT, LogCapture, ServerProcess
 
 PROXY_LISTENING = r"listening on 127\.0\.0\.1:(?P<port>\d+): to "
 

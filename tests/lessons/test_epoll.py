@@ -13,16 +13,9 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
-from tests.host.support import (
-    ClientResult,
-    ServerProcess,
-    connect,
-    echo,
-    first_difference,
-    payload_for,
-    recv_exactly,
-    wait_until,
-)
+from probe.compare import first_difference
+from probe.sockets import connect, echo, recv_exactly
+from tests.host.support import ClientResult, ServerProcess, payload_for, wait_until
 
 StartServer = Callable[..., ServerProcess]
 Client = Callable[..., ClientResult]

@@ -16,14 +16,8 @@ from collections.abc import Callable
 import pytest
 
 from probe import procfs
-from tests.host.support import (
-    ServerProcess,
-    connect,
-    payload_for,
-    recv_until_eof,
-    roundtrip,
-    wait_until,
-)
+from probe.sockets import connect, recv_until_eof, roundtrip
+from tests.host.support import ServerProcess, payload_for, wait_until
 
 StartServer = Callable[..., ServerProcess]
 

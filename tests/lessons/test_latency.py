@@ -26,17 +26,9 @@ from client import stop_and_wait
 from client.payload import GeneratedPayload
 from client.split_io import Options
 from probe import procfs
-from tests.host.support import (
-    HOST,
-    REPO_ROOT,
-    ClientResult,
-    ServerProcess,
-    connect,
-    echo,
-    first_difference,
-    recv_until_eof,
-    wait_until,
-)
+from probe.compare import first_difference
+from probe.sockets import HOST, connect, echo, recv_until_eof
+from tests.host.support import REPO_ROOT, ClientResult, ServerProcess, wait_until
 
 Client = Callable[..., ClientResult]
 StartProxy = Callable[..., ServerProcess]

@@ -1,4 +1,4 @@
-"""Client sockets for the load generator: one message at a time, verified on arrival."""
+"""Client sockets for the load workers: one message at a time, verified on arrival."""
 
 from __future__ import annotations
 
@@ -9,17 +9,11 @@ import select
 import socket
 import time
 
-from bench.load import Tally
+from probe.compare import first_difference
+from probe.load.plan import Tally
 
 IN, OUT = select.EPOLLIN, select.EPOLLOUT
 BROKEN = select.EPOLLERR | select.EPOLLHUP
-
-
-def first_difference(expected: bytes, got: bytes | bytearray) -> str:
-    for i, (a, b) in enumerate(zip(expected, got, strict=False)):
-        if a != b:
-            return f"byte {i} differs (sent 0x{a:02x}, got 0x{b:02x})"
-    return f"length differs (sent {len(expected)}, got {len(got)})"
 
 
 class Conn:
@@ -70,6 +64,15 @@ class Conn:
         return f"connection {self.index} round {self.rounds}: " + first_difference(
             self.expect, self.buf
         )
+
+
+def count_echo(c: Conn, tally: Tally, in_window: bool) -> None:
+    """A message came back whole: count its bytes, and a round trip if it matched in time."""
+    tally.bytes_received += c.got
+    if problem := c.verify():
+        tally.mismatch(problem)
+    elif in_window:
+        tally.ops += 1
 
 
 VARIANTS = 8  # distinct messages per size: a stale or misrouted echo shows up as a mismatch

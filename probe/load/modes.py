@@ -17,20 +17,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.clients import (
+from probe.compare import first_difference
+from probe.load.conns import (
     BROKEN,
     IN,
     OUT,
     VARIANTS,
     Conn,
+    count_echo,
     echo_round,
-    first_difference,
     make_messages,
     new_socket,
     open_connections,
     step,
 )
-from bench.load import Load, Tally
+from probe.load.plan import Load, Tally
 
 MAX_SESSIONS_PER_WORKER = 1_000_000
 STREAM_BLOCK = 65536
@@ -52,15 +53,21 @@ class Job:
         return info[4], info[0]
 
 
-def run_rr(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
+def connect_share(job: Job, tally: Tally) -> tuple[list[bytes], list[Conn]]:
+    """Open this worker's connections: the messages they will send, and one Conn each."""
     load = job.load
     address, family = job.address()
     messages = make_messages(load.size, load.seed + job.index)
     socks = open_connections(address, family, job.count, 10.0, tally)
     tally.connected = len(socks)
-    conns = {
-        s.fileno(): Conn(s, job.index + i * load.workers, load.size) for i, s in enumerate(socks)
-    }
+    conns = [Conn(s, job.index + i * load.workers, load.size) for i, s in enumerate(socks)]
+    return messages, conns
+
+
+def run_rr(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
+    load = job.load
+    messages, opened = connect_share(job, tally)
+    conns = {c.fd: c for c in opened}
     start_at = ready()
     time.sleep(max(0.0, start_at - time.monotonic()))
     deadline = start_at + load.duration
@@ -82,11 +89,7 @@ def run_rr(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
                 del conns[fd]
             if not done:
                 continue
-            tally.bytes_received += c.got
-            if problem := c.verify():
-                tally.mismatch(problem)
-            elif not stopping:
-                tally.ops += 1
+            count_echo(c, tally, in_window=not stopping)
             c.rounds += 1
             if stopping:
                 ep.unregister(fd)
@@ -173,11 +176,7 @@ def run_rate(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
             else:
                 if not s.complete:
                     continue
-                tally.bytes_received += s.got
-                if problem := s.verify():
-                    tally.mismatch(problem)
-                elif not stopping:
-                    tally.ops += 1
+                count_echo(s, tally, in_window=not stopping)
                 end(s)  # the client closes first: its side keeps the TIME_WAIT
             if not stopping and started < MAX_SESSIONS_PER_WORKER:
                 begin()
@@ -190,11 +189,7 @@ def run_rate(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
 
 def run_hold(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
     load = job.load
-    address, family = job.address()
-    messages = make_messages(load.size, load.seed + job.index)
-    socks = open_connections(address, family, job.count, 10.0, tally)
-    tally.connected = len(socks)
-    conns = [Conn(s, job.index + i * load.workers, load.size) for i, s in enumerate(socks)]
+    messages, conns = connect_share(job, tally)
     for c in conns:
         c.start(messages[c.index % VARIANTS])
     tally.bytes_sent += load.size * len(conns)
@@ -299,10 +294,8 @@ def run_stream(job: Job, tally: Tally, ready: Callable[[], float]) -> None:
             at = (c.offset + c.received) % STREAM_BLOCK
             expected = double[at : at + len(data)]
             if data != expected:
-                tally.mismatch(
-                    f"connection {c.index} at byte {c.received}: "
-                    + first_difference(expected, data)
-                )
+                where = first_difference(expected, data, offset=c.received)
+                tally.mismatch(f"connection {c.index}: {where}")
             c.received += len(data)
             tally.bytes_received += len(data)
             if c.received > c.sent:
