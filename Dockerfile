@@ -23,15 +23,18 @@ CMD ["bash"]
 FROM ${PYTHON_IMAGE} AS test
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        python3-venv docker-cli docker-compose \
+        python3-venv ca-certificates docker-cli docker-compose \
         chromium chromium-driver fonts-dejavu-core \
         gcc libc6-dev procps iproute2 lsof strace netcat-openbsd \
     && rm -rf /var/lib/apt/lists/*
+# A TLS-intercepting proxy's CA, if certs/ holds one (certs/README.md); none by default.
+COPY certs/ /usr/local/share/ca-certificates/echolab/
 COPY requirements-test.txt /opt/echolab/requirements-test.txt
 # A venv: the Debian-built base has no pip, and the official image's pip stays untouched.
-RUN python3 -m venv /opt/venv \
-    && /opt/venv/bin/python -m pip install --no-cache-dir --quiet --disable-pip-version-check \
-        -r /opt/echolab/requirements-test.txt
+RUN update-ca-certificates >/dev/null \
+    && python3 -m venv /opt/venv \
+    && PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/python -m pip install \
+        --no-cache-dir --quiet --disable-pip-version-check -r /opt/echolab/requirements-test.txt
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     ECHOLAB_IN_CONTAINER=1
 WORKDIR /app
