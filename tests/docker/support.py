@@ -82,19 +82,19 @@ def resolve_base_image(timeout: float = 900.0) -> str:
 PROJECT_PREFIX = os.environ.get("ECHOLAB_TEST_PROJECT", "echolab-test")
 
 
-def _owner() -> str:
+def owner_token() -> str:
     name = re.sub(r"[^a-z0-9]", "", socket.gethostname().lower())[:24] or "host"
     return f"c{name}" if IN_CONTAINER else f"h{name}"
 
 
 def stack_project_name(kind: str) -> str:
     """A compose project name of this run's own, e.g. echolab-test-session-hbox-4242-a1b2c3."""
-    return f"{PROJECT_PREFIX}-{kind}-{_owner()}-{os.getpid()}-{secrets.token_hex(3)}"
+    return f"{PROJECT_PREFIX}-{kind}-{owner_token()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def _owner_gone(client: docker.DockerClient, owner: str, pid: int) -> bool:
     """True only when the run that made a stack is provably over; unknown owners are kept."""
-    if owner == _owner() and not IN_CONTAINER:
+    if owner == owner_token() and not IN_CONTAINER:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
