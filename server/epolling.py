@@ -19,7 +19,7 @@ class EpollEchoServer(MultiplexingEchoServer):
     model = "epoll"
 
     def __init__(
-        self, host: str, port: int, max_clients: int | None, blocking_send: bool = False
+        self, host: str, port: int, max_clients: int | None = None, blocking_send: bool = False
     ) -> None:
         raise_open_files(WANTED_DESCRIPTORS)
         self.epoll = select.epoll()

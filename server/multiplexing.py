@@ -50,7 +50,7 @@ class MultiplexingEchoServer(ABC):
     descriptor_limit: int | None = None  # the wait mechanism's own ceiling, if any
 
     def __init__(
-        self, host: str, port: int, max_clients: int | None, blocking_send: bool = False
+        self, host: str, port: int, max_clients: int | None = None, blocking_send: bool = False
     ) -> None:
         set_role(f"{self.model}-server")
         self.blocking_send = blocking_send  # break it: one stuck reader stalls everyone

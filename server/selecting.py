@@ -29,7 +29,7 @@ class SelectEchoServer(MultiplexingEchoServer):
         self,
         host: str,
         port: int,
-        max_clients: int | None,
+        max_clients: int | None = None,
         blocking_send: bool = False,
         fd_cap: bool = True,
     ) -> None:
