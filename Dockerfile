@@ -21,7 +21,7 @@ FROM ${PYTHON_IMAGE} AS lab
 ARG PYTHON_IMAGE
 
 LABEL org.opencontainers.image.title="echolab" \
-      org.opencontainers.image.description="Multi-client TCP echo servers (fork, select) and a split-I/O client, stdlib only" \
+      org.opencontainers.image.description="Multi-client TCP echo servers (fork, select, epoll) and a split-I/O client, stdlib only" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,4 +1,4 @@
-"""python -m server {fork,select}: argument parsing only; each model lives in its own module."""
+"""python -m server {fork,select,epoll}: argument parsing only; each model has its own module."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from server.listener import set_quiet_hosts
+from server.peers import set_quiet_hosts
 
 if TYPE_CHECKING:
     from server.forking import ForkingEchoServer
-    from server.selecting import MultiplexingEchoServer
+    from server.multiplexing import MultiplexingEchoServer
 
 DEFAULT_PORTS = {"fork": 9000, "select": 9001, "epoll": 9002}
 
