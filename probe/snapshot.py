@@ -193,6 +193,17 @@ def _argv(pid: int, root: str) -> tuple[str, ...]:
     return tuple(raw.decode(errors="replace").split("\0")[:-1])
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""  # gone, or not ours to read: no rows
+
+
+def _listening(row: procfs.TcpSocket) -> bool:
+    return row.state == "LISTEN"
+
+
 class _Reader:
     """One pass over a /proc tree: every stat read once, TCP tables once per network namespace."""
 
@@ -206,18 +217,40 @@ class _Reader:
                 continue  # exited between the listing and the read
             self.stats[pid] = st
             self.by_parent.setdefault(st.ppid, []).append(pid)
-        self._tcp: dict[str, dict[int, procfs.TcpSocket]] = {}
+        self._text: dict[str, str] = {}
+        self._rows: dict[tuple[str, frozenset[int] | None], dict[int, procfs.TcpSocket]] = {}
         self._fds: dict[int, dict[int, int] | None] = {}
 
-    def tcp(self, pid: int) -> dict[int, procfs.TcpSocket]:
+    def _netns(self, pid: int) -> str:
         try:
-            netns = os.readlink(Path(self.root, str(pid), "ns", "net"))
+            return os.readlink(Path(self.root, str(pid), "ns", "net"))
         except OSError:
-            netns = f"pid {pid}"
-        if netns not in self._tcp:
-            rows = procfs.tcp_sockets(self.root, pid=pid)
-            self._tcp[netns] = {row.inode: row for row in rows if row.inode}
-        return self._tcp[netns]
+            return f"pid {pid}"
+
+    def tcp(self, pid: int, ports: Iterable[int] | None = None) -> dict[int, procfs.TcpSocket]:
+        """{inode: row} of the listening sockets in `pid`'s network namespace, or of every
+        socket bound to one of `ports` there.
+
+        The table is read once per namespace and only the rows asked for are parsed: a busy
+        host lists tens of thousands of TIME_WAIT rows that are nobody's lesson.
+        """
+        netns = self._netns(pid)
+        if netns not in self._text:
+            texts = [_read_text(Path(self.root, str(pid), "net", n)) for n in ("tcp", "tcp6")]
+            self._text[netns] = "\n".join(t.split("\n", 1)[-1] for t in texts if t)
+        wanted = frozenset(ports) if ports is not None else None
+        key = (netns, wanted)
+        if key not in self._rows:
+            needles = [f":{p:04X} " for p in wanted] if wanted is not None else [":0000 0A "]
+            lines = [ln for ln in self._text[netns].splitlines() if any(n in ln for n in needles)]
+            rows = procfs.parse_net_tcp("header\n" + "\n".join(lines))
+            self._rows[key] = {
+                r.inode: r
+                for r in rows
+                if r.inode
+                and (r.local_port in wanted if wanted is not None else r.state == "LISTEN")
+            }
+        return self._rows[key]
 
     def fds(self, pid: int) -> dict[int, int] | None:
         if pid not in self._fds:
@@ -248,7 +281,9 @@ class _Reader:
     def snapshot(self, root_pid: int, stop: Iterable[int] = ()) -> ServerSnapshot:
         if root_pid not in self.stats:
             return ServerSnapshot(root=root_pid)
-        tcp = self.tcp(root_pid)
+        listeners = self.tcp(root_pid)
+        ports = {listeners[i].local_port for i in self.listen_inodes(root_pid)}
+        tcp = self.tcp(root_pid, ports)
         processes = []
         for pid in self.tree(root_pid, stop):
             st = self.stats[pid]
@@ -309,12 +344,18 @@ def servers(
     return [reader.snapshot(pid, stop=found) for pid in found]
 
 
-def on_ports(ports: Iterable[int], proc_root: str = procfs.PROC) -> list[ServerSnapshot]:
-    """The servers listening on these TCP ports (in this reader's network namespace), found
+def on_ports(
+    ports: Iterable[int], proc_root: str = procfs.PROC
+) -> dict[int, ServerSnapshot | None]:
+    """{port: the server listening on it, or None}, in this reader's network namespace, found
     afresh on every call, so a restarted server is found under its new pid."""
     reader = _Reader(proc_root)
-    roots = [pid for port in ports if (pid := reader.holder_of_port(port)) is not None]
-    return [reader.snapshot(pid, stop=roots) for pid in roots]
+    roots = {port: reader.holder_of_port(port) for port in ports}
+    found = [pid for pid in roots.values() if pid is not None]
+    return {
+        port: None if pid is None else reader.snapshot(pid, stop=found)
+        for port, pid in roots.items()
+    }
 
 
 def as_json(snapshot: ServerSnapshot) -> dict[str, object]:
@@ -341,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proc", default=procfs.PROC, help="the /proc tree to read")
     args = parser.parse_args(argv)
     if args.port:
-        found = on_ports(args.port, args.proc)
+        found = [s for s in on_ports(args.port, args.proc).values() if s is not None]
     else:
         found = servers(args.proc, exclude=[os.getpid()], roots=args.pid)
     json.dump({"servers": [as_json(s) for s in found]}, sys.stdout, indent=1)
