@@ -7,11 +7,12 @@ from pathlib import Path
 
 from probe import snapshot
 
-TCP_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+TCP_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
 
 
 def tcp_row(n: int, local: str, remote: str, state: str, inode: int) -> str:
-    return f"   {n}: {local} {remote} {state} 00000000:00000000 00:00000000 00000000 10001 0 {inode} 1\n"
+    rest = f"00000000:00000000 00:00000000 00000000 10001 0 {inode} 1"
+    return f"   {n}: {local} {remote} {state} {rest}\n"
 
 
 def fake_process(
