@@ -38,8 +38,9 @@ COPY client/ /app/client/
 COPY lab/ /app/lab/
 COPY bench/ /app/bench/
 COPY probe/ /app/probe/
+COPY view/ /app/view/
 
 # Numeric, so it works in a base image without useradd or a passwd entry.
 USER 10001:10001
-EXPOSE 9000 9001
+EXPOSE 9000 9001 8080
 CMD ["python3", "-m", "server", "fork"]
