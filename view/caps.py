@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.listener import FD_SETSIZE
-from server.selecting import RESERVED_FDS
+from server.multiplexing import RESERVED_FDS
+from server.selecting import FD_SETSIZE
 
 __all__ = ["FD_SETSIZE", "client_cap"]
 
