@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+from check.holders import live_children
 from check.target import Target
 from probe.sockets import connect
 
@@ -14,7 +15,7 @@ SETTLE_S = 2.0
 
 def decide_model(target: Target) -> tuple[str, str]:
     """Open a few connections, echo on each, and count the server's new live processes."""
-    before = {p.pid for p in target.snapshot().live_children()}
+    before = live_children(target)
     socks = []
     try:
         for _ in range(PROBE_CONNECTIONS):
@@ -28,7 +29,7 @@ def decide_model(target: Target) -> tuple[str, str]:
         new = 0
         deadline = time.monotonic() + SETTLE_S
         while time.monotonic() < deadline:
-            new = len({p.pid for p in target.snapshot().live_children()} - before)
+            new = len(live_children(target) - before)
             if socks and new >= len(socks):
                 break
             time.sleep(0.05)
