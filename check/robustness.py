@@ -8,8 +8,8 @@ import socket
 from check.context import Context
 from check.results import Outcome
 from probe import drivers
-from probe.sessions import MIB
 from probe.peers import SlowPeers, reset_mid_stream, vanish_after_half_close
+from probe.sessions import MIB
 
 SILENT_PEERS = 5
 LATENCY_BOUND_S = 1.0  # a roundtrip beside a stalled client: loopback takes milliseconds
