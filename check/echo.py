@@ -53,7 +53,7 @@ def echo_exact(ctx: Context) -> Outcome:
 
 
 def concurrent_clients(ctx: Context) -> Outcome:
-    count = 120
+    count = ctx.scale(120, 100)
     crowd = Crowd(ctx.port, size=4096, host=ctx.host)
     try:
         took = crowd.connect(count, limit_s=10.0)

@@ -154,7 +154,7 @@ def reaping(ctx: Context) -> Outcome:
 
 
 def reaping_burst(ctx: Context) -> Outcome:
-    count = 210
+    count = ctx.scale(210, 200)
     before = _zombies(ctx)
     crowd = Crowd(ctx.port, size=64, host=ctx.host)
     try:

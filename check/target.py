@@ -158,7 +158,7 @@ class CommandTarget:
         self._status: int | None = None
 
     def describe(self) -> str:
-        return f"{self.command} (port {self.port})"
+        return shlex.join(self.argv)
 
     # ------------------------------------------------------------ starting
 
