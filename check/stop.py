@@ -8,7 +8,7 @@ import time
 from check.context import Context
 from check.holders import poll
 from check.results import Outcome
-from probe.sockets import roundtrip
+from probe.sockets import recv_exactly
 
 STOP_LIMIT_S = 2.0
 
@@ -19,11 +19,14 @@ def clean_stop(ctx: Context) -> Outcome:
         return Outcome.skip("skipped: the checker may not signal this server")
     socks = []
     try:
-        for i in range(3):
+        for i in range(3):  # connected, each with a line sent: clients in the middle of it
             with contextlib.suppress(OSError):
                 sock = ctx.connect()
                 socks.append(sock)
-                roundtrip(sock, f"client {i}\n".encode(), 3.0)
+                sock.sendall(f"client {i}\n".encode())
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                recv_exactly(sock, 9, 0.5)
         started = time.monotonic()
         status = target.terminate(STOP_LIMIT_S)
         took = time.monotonic() - started
