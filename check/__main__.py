@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     target = None
     try:
         target = CommandTarget(args.command, args.port, args.listen_timeout)
-        report = run_checks(target, ids, args.model, TextReporter(), args.quick)
+        report = run_checks(
+            target, ids, args.model, TextReporter(), args.quick, named=bool(args.only_ids)
+        )
     except CannotCheck as error:
         print(f"python3 -m check: cannot check: {error}", file=sys.stderr)
         return EXIT_CANNOT_CHECK
