@@ -26,11 +26,13 @@ def raise_descriptor_limit() -> None:
 class EpollEchoServer(MultiplexingEchoServer):
     model = "epoll"
 
-    def __init__(self, host: str, port: int, max_clients: int | None) -> None:
+    def __init__(
+        self, host: str, port: int, max_clients: int | None, blocking_send: bool = False
+    ) -> None:
         raise_descriptor_limit()
         self.epoll = select.epoll()
         self.interest: dict[int, int] = {}
-        super().__init__(host, port, max_clients)
+        super().__init__(host, port, max_clients, blocking_send)
 
     def watch(self, fd: int, read: bool, write: bool) -> None:
         mask = (select.EPOLLIN if read else 0) | (select.EPOLLOUT if write else 0)

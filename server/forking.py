@@ -66,10 +66,12 @@ class Mistakes:
         no_reap: bool = False,  # exited children stay zombies
         child_keeps_listener: bool = False,  # the port stays open while any child lives
         parent_keeps_client: bool = False,  # clients never see EOF; the parent leaks sockets
+        single_waitpid: bool = False,  # one SIGCHLD for many exits leaves zombies behind
     ) -> None:
         self.no_reap = no_reap
         self.child_keeps_listener = child_keeps_listener
         self.parent_keeps_client = parent_keeps_client
+        self.single_waitpid = single_waitpid
 
     def announce(self) -> None:
         if self.no_reap:
@@ -78,6 +80,8 @@ class Mistakes:
             log("BREAK-IT --child-keeps-listener: children keep the listening socket open")
         if self.parent_keeps_client:
             log("BREAK-IT --parent-keeps-client: the parent never closes client sockets")
+        if self.single_waitpid:
+            log("BREAK-IT --single-waitpid: one waitpid() per SIGCHLD, however many exited")
 
 
 class ForkingEchoServer:
@@ -94,7 +98,7 @@ class ForkingEchoServer:
         # Allocated once in the parent: a child writes only the pages its echo touches.
         self.echo_buffer = bytearray(65536)
         self.shutdown = Shutdown()
-        if not mistakes.no_reap:
+        if not self.mistakes.no_reap:
             signal.signal(signal.SIGCHLD, self.reap_children)
 
     def reap_children(self, _signum: int = 0, _frame: object = None) -> None:
@@ -110,6 +114,8 @@ class ForkingEchoServer:
             # Python runs this handler between any two steps of the main loop, even between
             # fork() and recording the new pid: the main loop updates its table (settle).
             self.exited.append((pid, status))
+            if self.mistakes.single_waitpid:
+                return
 
     def settle_exits(self) -> None:
         while self.exited:

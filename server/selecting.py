@@ -22,6 +22,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from probe.limits import raise_open_files
 from server.listener import (
     FD_SETSIZE,
     Shutdown,
@@ -38,6 +39,8 @@ RECV_SIZE = 65536
 TICK_SECONDS = 1.0
 ACCEPTS_PER_WAKEUP = 64
 RESERVED_FDS = 16  # stdio, the listener, the signal self-pipe, and room to spare
+WANTED_DESCRIPTORS = 65536  # --no-fd-cap: room to go past FD_SETSIZE
+EXIT_SELECT_FAILED = 70  # EX_SOFTWARE: select() refused a descriptor (--no-fd-cap)
 
 
 @dataclass(slots=True)
@@ -61,8 +64,11 @@ class MultiplexingEchoServer:
     model = "multiplexing"
     descriptor_limit: int | None = None  # the wait mechanism's own ceiling, if any
 
-    def __init__(self, host: str, port: int, max_clients: int | None) -> None:
+    def __init__(
+        self, host: str, port: int, max_clients: int | None, blocking_send: bool = False
+    ) -> None:
         set_role(f"{self.model}-server")
+        self.blocking_send = blocking_send  # break it: one stuck reader stalls everyone
         self.listener = open_listener(host, port)
         self.shutdown = Shutdown()
         self.clients: dict[int, Client] = {}
@@ -82,6 +88,10 @@ class MultiplexingEchoServer:
             return allowed
         return requested
 
+    def announce_mistakes(self) -> None:
+        if self.blocking_send:
+            log("BREAK-IT --blocking-send: echoes go out with a blocking sendall()")
+
     # The wait mechanism: a subclass keeps the interest sets and waits on them.
     def watch(self, fd: int, read: bool, write: bool) -> None:
         raise NotImplementedError
@@ -97,6 +107,7 @@ class MultiplexingEchoServer:
             f"listening on {listen_address(self.listener)} "
             f"({self.model} server, max {self.max_clients} clients)"
         )
+        self.announce_mistakes()
         wakeup_fd, listener_fd = self.shutdown.wakeup_fd, self.listener.fileno()
         self.watch(wakeup_fd, read=True, write=False)
         self.watch(listener_fd, read=True, write=False)
@@ -187,7 +198,13 @@ class MultiplexingEchoServer:
     def send_some(self, fd: int, client: Client, data: bytes | bytearray) -> int | None:
         """send() what the socket takes now; None if the connection broke (and was dropped)."""
         try:
-            sent = client.sock.send(data)
+            if self.blocking_send:
+                client.sock.setblocking(True)  # waits for this one client, however long
+                client.sock.sendall(data)
+                client.sock.setblocking(False)
+                sent = len(data)
+            else:
+                sent = client.sock.send(data)
         except BlockingIOError:
             return 0
         except OSError as error:
@@ -252,10 +269,25 @@ class SelectEchoServer(MultiplexingEchoServer):
     model = "select"
     descriptor_limit = FD_SETSIZE
 
-    def __init__(self, host: str, port: int, max_clients: int | None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        max_clients: int | None,
+        blocking_send: bool = False,
+        fd_cap: bool = True,
+    ) -> None:
         self.reads: set[int] = set()
         self.writes: set[int] = set()
-        super().__init__(host, port, max_clients)
+        if not fd_cap:  # break it: let descriptors reach past what select() can watch
+            self.descriptor_limit = None
+            raise_open_files(WANTED_DESCRIPTORS)
+        super().__init__(host, port, max_clients, blocking_send)
+
+    def announce_mistakes(self) -> None:
+        super().announce_mistakes()
+        if self.descriptor_limit is None:
+            log(f"BREAK-IT --no-fd-cap: accepting past FD_SETSIZE ({FD_SETSIZE})")
 
     def watch(self, fd: int, read: bool, write: bool) -> None:
         (self.reads.add if read else self.reads.discard)(fd)
@@ -269,5 +301,9 @@ class SelectEchoServer(MultiplexingEchoServer):
         # select() overwrites the fd sets and the timeout it is given, so every call gets
         # fresh copies of the watched sets (the C code's `temps = reads`) and a re-armed
         # timeout; Python builds new fd_sets from these lists on each call.
-        readable, writable, _ = select.select(list(self.reads), list(self.writes), [], timeout)
+        try:
+            readable, writable, _ = select.select(list(self.reads), list(self.writes), [], timeout)
+        except ValueError as error:  # only with --no-fd-cap: a descriptor >= FD_SETSIZE
+            log(f"select() failed: {error} (highest fd {max(self.reads | self.writes)}): exiting")
+            raise SystemExit(EXIT_SELECT_FAILED) from None
         return readable, writable
