@@ -97,6 +97,11 @@ class _Watched:
             if st is not None:
                 self.seen.setdefault(p.pid, st.starttime)
 
+    def note_tree(self, root: int, proc_root: str) -> None:
+        """The same from the process tree alone: cheap enough just before a timed stop."""
+        for st in procfs.process_tree(root, proc_root):
+            self.seen.setdefault(st.pid, st.starttime)
+
     def existing(self, proc_root: str, but: int | None = None) -> list[int]:
         return sorted(
             pid
@@ -245,7 +250,7 @@ class CommandTarget:
     def terminate(self, timeout: float) -> int | None:
         if self.proc is None or self._root is None:
             return None
-        self._watched.note(self.snapshot(), self.proc_root)
+        self._watched.note_tree(self.root_pid, self.proc_root)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self._root, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -361,7 +366,7 @@ class AttachedTarget:
     def terminate(self, timeout: float) -> int | None:
         if not self.can_signal:
             return None
-        self._watched.note(self.snapshot(), self.proc_root)
+        self._watched.note_tree(self.root_pid, self.proc_root)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.root_pid, signal.SIGTERM)
         if self._wait_exit is not None:
