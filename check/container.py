@@ -48,6 +48,7 @@ RUN_LABEL = "echolab.check.run"
 SERVER_LIMITS: dict[str, Any] = {"pids_limit": 1024, "mem_limit": "512m"}
 CHECKER_LIMITS: dict[str, Any] = {"pids_limit": 256, "mem_limit": "1g"}
 EXIT_POLL_S = 0.05
+NO_SDK = "--image needs the docker Python package: pip install docker"
 
 
 def main(args: argparse.Namespace) -> int:
