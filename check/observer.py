@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             root_pid=root,
             wait_exit=wait_exit,
             description=args.description,
-            listen_timeout=max(0.5, args.listen_timeout - (time.monotonic() - started)),
+            listen_timeout=round(max(0.5, args.listen_timeout - (time.monotonic() - started)), 1),
         )
         run_checks(target, ids, args.model, EventReporter(), args.quick)
     except CannotCheck as error:
