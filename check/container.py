@@ -270,8 +270,7 @@ class ImageRun:
         if self.server_gone.is_set() or code is not None:
             when = "at once, before listening" if not self.listening.is_set() else "early"
             raise CannotCheck(
-                f"the server's container exited {when} (exit {code})"
-                f"{self._last_words(self.server)}"
+                f"the server's container exited {when} (exit {code}){self._last_words(self.server)}"
             )
         if cannot is not None:
             raise CannotCheck(cannot + self._last_words(self.server))
