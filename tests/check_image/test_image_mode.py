@@ -38,63 +38,53 @@ class Run:
         return f"exit {self.status}\n{self.stdout}\n{self.stderr}"
 
 
-def check_image(tmp_path: Path, run: str, *args: str, timeout: float = RUN_TIMEOUT_S) -> Run:
-    out = tmp_path / f"{run}.json"
-    env = {**os.environ, "ECHOLAB_CHECK_RUN": run}
-    done = subprocess.run(
-        [sys.executable, "-m", "check", *args, "--json", str(out)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    report = json.loads(out.read_text()) if out.exists() else None
-    print(done.stdout, done.stderr)  # the report card, in pytest's output on failure (-rA)
-    return Run(done.returncode, done.stdout, done.stderr, report)
-
-
 def run_name() -> str:
     return f"test{secrets.token_hex(4)}"
 
 
-def test_our_fork_server_passes_every_fork_check_in_its_image(
+@pytest.fixture
+def check_image(
     lab_image: str, left_behind: Callable[[str], list[str]], tmp_path: Path
+) -> Callable[..., Run]:
+    """`python3 -m check --image IMAGE --command CMD ...` with the lab image as the checker;
+    after every run, nothing with its run's label is left on the engine."""
+
+    def run(image: str, *args: str, timeout: float = RUN_TIMEOUT_S) -> Run:
+        name = run_name()
+        out = tmp_path / f"{name}.json"
+        argv = [sys.executable, "-m", "check", "--image", image, "--checker-image", lab_image]
+        done = subprocess.run(
+            [*argv, *args, "--json", str(out)],
+            cwd=REPO_ROOT,
+            env={**os.environ, "ECHOLAB_CHECK_RUN": name},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        print(done.stdout, done.stderr)  # the report card, in pytest's output (-rA)
+        assert left_behind(name) == []
+        report = json.loads(out.read_text()) if out.exists() else None
+        return Run(done.returncode, done.stdout, done.stderr, report)
+
+    return run
+
+
+def test_our_fork_server_passes_every_fork_check_in_its_image(
+    lab_image: str, check_image: Callable[..., Run]
 ) -> None:
-    name = run_name()
-    run = check_image(
-        tmp_path,
-        name,
-        "--image",
-        lab_image,
-        "--checker-image",
-        lab_image,
-        "--command",
-        "python3 -m server fork --port {port}",
-    )
+    run = check_image(lab_image, "--command", "python3 -m server fork --port {port}")
     assert run.status == 0, run
     assert run.report is not None and run.report["model"] == "fork"
     verdicts = run.verdicts()
     assert verdicts["reaping-burst"] is True and verdicts["clean-stop"] is True, run
     assert all(v is True for v in verdicts.values()), run
-    assert left_behind(name) == []
 
 
 def test_the_books_fork_server_fails_the_single_waitpid_lesson(
-    lab_image: str, examples_image: str, left_behind: Callable[[str], list[str]], tmp_path: Path
+    examples_image: str, check_image: Callable[..., Run]
 ) -> None:
-    name = run_name()
-    run = check_image(
-        tmp_path,
-        name,
-        "--image",
-        examples_image,
-        "--checker-image",
-        lab_image,
-        "--command",
-        "echo_mpserv {port}",
-    )
+    run = check_image(examples_image, "--command", "echo_mpserv {port}")
     assert run.status == 1, run
     assert run.report is not None and run.report["model"] == "fork", run
     verdicts = run.verdicts()
@@ -103,41 +93,22 @@ def test_the_books_fork_server_fails_the_single_waitpid_lesson(
     assert verdicts["reaping-burst"] is False, run  # one waitpid per SIGCHLD
     burst = next(c for c in run.report["checks"] if c["id"] == "reaping-burst")
     assert "waitpid" in burst["hint"], burst
-    assert left_behind(name) == []
 
 
-def test_a_missing_image_cannot_be_checked(
-    lab_image: str, left_behind: Callable[[str], list[str]], tmp_path: Path
-) -> None:
-    name = run_name()
-    run = check_image(
-        tmp_path, name, "--image", f"echolab-no-such-image:{name}", "--checker-image", lab_image
-    )
+def test_a_missing_image_cannot_be_checked(check_image: Callable[..., Run]) -> None:
+    run = check_image(f"echolab-no-such-image:{run_name()}")
     assert run.status == 2, run
     assert "no such image" in run.stderr and run.stderr.count("\n") == 1, run
     assert run.report is None
-    assert left_behind(name) == []
 
 
 def test_a_server_that_exits_at_once_cannot_be_checked(
-    lab_image: str, examples_image: str, left_behind: Callable[[str], list[str]], tmp_path: Path
+    examples_image: str, check_image: Callable[..., Run]
 ) -> None:
-    name = run_name()
     # No port argument: the book's server prints its usage line and exits 1.
-    run = check_image(
-        tmp_path,
-        name,
-        "--image",
-        examples_image,
-        "--checker-image",
-        lab_image,
-        "--command",
-        "echo_mpserv",
-        timeout=30,
-    )
+    run = check_image(examples_image, "--command", "echo_mpserv", timeout=30)
     assert run.status == 2, run
     assert "exited at once, before listening (exit 1)" in run.stderr and "Usage" in run.stderr, run
-    assert left_behind(name) == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
