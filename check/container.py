@@ -36,6 +36,7 @@ from check import registry
 from check.report import TextReporter, write_json, write_junit
 from check.results import CheckResult, Report
 from check.target import OPEN_FILES_WANTED, CannotCheck
+from check.target import _status_text as status_text  # one wording for both modes
 
 EXIT_PASSED, EXIT_FAILED, EXIT_CANNOT_CHECK = 0, 1, 2
 PROG = "python3 -m check"
@@ -113,6 +114,7 @@ class ImageRun:
         self._stdin: Any = None
         self.listening = threading.Event()
         self.server_gone = threading.Event()
+        self.stopped = False  # the checker has SIGTERMed the server (clean-stop)
 
     # ------------------------------------------------------------ making
 
@@ -279,10 +281,14 @@ class ImageRun:
                 "the checker's container ended without a report"
                 f"{self._last_words(self.checker, stderr=True)}"
             )
+        died = self._exit_code(self.server)
+        if died is not None and not self.stopped:  # the engine knows how: say it
+            print(f"{PROG}: the server died during the checks ({status_text(docker_status(died))})")
         return report
 
     def _answer_exit(self, timeout: float) -> None:
         """The observer asks for the server's exit status after SIGTERM: only the engine has it."""
+        self.stopped = True
         deadline = time.monotonic() + timeout
         code = self._exit_code(self.server)
         while code is None and time.monotonic() < deadline:
