@@ -312,21 +312,30 @@ class ImageRun:
     # ------------------------------------------------------------ removing
 
     def remove(self) -> None:
-        """Remove what this run made; a second Ctrl-C must not leave half of it behind."""
+        """Remove what this run made, found by its label: also what an interrupted create
+        made before its answer came back. A second Ctrl-C must not leave half of it behind."""
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             with contextlib.suppress(Exception):
                 if self._stdin is not None:
                     self._stdin.close()
-            for container in (self.server, self.checker):
-                if container is not None:
-                    with contextlib.suppress(self.docker.errors.NotFound):
-                        container.remove(force=True)
-            if self.network is not None:
+            if self.client is None:
+                return
+            api, by_run = self.client.api, {"label": f"{RUN_LABEL}={self.run_id}"}
+            # The server first: it lives in the checker's pid namespace.
+            found = sorted(api.containers(all=True, filters=by_run), key=_server_first)
+            for container in found:
                 with contextlib.suppress(self.docker.errors.NotFound):
-                    self.network.remove()
+                    api.remove_container(container["Id"], force=True)
+            for network in api.networks(filters=by_run):
+                with contextlib.suppress(self.docker.errors.NotFound):
+                    api.remove_network(network["Id"])
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+def _server_first(container: dict[str, Any]) -> bool:
+    return not any(name.endswith("-server") for name in container.get("Names") or [])
 
 
 def _lines(chunks: Any) -> Any:

@@ -45,9 +45,10 @@ def left_behind(docker_client: docker.DockerClient) -> Callable[[str], list[str]
     """What a run named `run` (ECHOLAB_CHECK_RUN) left on the engine: containers, networks."""
 
     def find(run: str) -> list[str]:
-        label = f"echolab.check.run={run}"
-        found = [c.name for c in docker_client.containers.list(all=True, filters={"label": label})]
-        found += [n.name for n in docker_client.networks.list(filters={"label": label})]
+        # The low-level calls: the high-level list inspects each, racing their removal.
+        by_run = {"label": f"echolab.check.run={run}"}
+        found = [c["Names"][0] for c in docker_client.api.containers(all=True, filters=by_run)]
+        found += [n["Name"] for n in docker_client.api.networks(filters=by_run)]
         return found
 
     return find
