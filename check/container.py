@@ -239,6 +239,7 @@ class ImageRun:
         reporter = TextReporter()
         report: Report | None = None
         cannot: str | None = None
+        died: int | None = None
         for line in _lines(self.checker.logs(stream=True, follow=True, stderr=False)):
             try:
                 event = json.loads(line)
@@ -264,6 +265,8 @@ class ImageRun:
                 fields["checks"] = [CheckResult(**c) for c in fields["checks"]]
                 report = Report(**fields)
                 reporter.finish(report)
+                # Now, while the observer lives: once it exits, its namespace and the server go.
+                died = None if self.stopped else self._exit_code(self.server)
             elif kind == "cannot":
                 cannot = event["reason"]
             elif kind == "error":
@@ -281,8 +284,7 @@ class ImageRun:
                 "the checker's container ended without a report"
                 f"{self._last_words(self.checker, stderr=True)}"
             )
-        died = self._exit_code(self.server)
-        if died is not None and not self.stopped:  # the engine knows how: say it
+        if died is not None:  # the engine knows how: say it
             print(f"{PROG}: the server died during the checks ({status_text(docker_status(died))})")
         return report
 
