@@ -17,7 +17,8 @@ from check.context import Context
 from check.model import decide_model
 from check.registry import BY_ID, CHECKS, Check
 from check.results import CheckResult, Outcome, Report
-from check.target import Target
+from check.target import OPEN_FILES_WANTED, Target
+from probe.limits import raise_open_files
 
 QUICK_LIMIT_SHARE = 0.5  # under --quick a check gets half its time bound
 
@@ -38,6 +39,7 @@ def run_checks(
     target: Target, selected_ids: list[str], model: str, reporter: Reporter, quick: bool
 ) -> Report:
     started = time.monotonic()
+    raise_open_files(OPEN_FILES_WANTED)  # 1,100 clients at once, past FD_SETSIZE
     target.start()
     if model == "auto":
         model, reason = decide_model(target)
@@ -63,6 +65,12 @@ def run_checks(
             outcome = _bounded(check, context)
             if died_in is None and check.id != "clean-stop" and not target.alive():
                 died_in = check.id
+                if outcome.passed:
+                    outcome = Outcome.fail(
+                        f"{outcome.summary}; but the server was not running after it",
+                        "a server outlives every client: find what ended it in its output",
+                        **outcome.figures,
+                    )
         result = CheckResult(
             check.id,
             check.title,

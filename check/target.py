@@ -100,7 +100,7 @@ class _Watched:
     def existing(self, proc_root: str, but: int | None = None) -> list[int]:
         return sorted(
             pid
-            for pid, start in self.seen.items()
+            for pid, start in list(self.seen.items())
             if pid != but and procfs.exists(pid, start, proc_root)
         )
 
@@ -158,7 +158,7 @@ class CommandTarget:
         self._status: int | None = None
 
     def describe(self) -> str:
-        return f"{self.command} (port {self.port})"
+        return shlex.join(self.argv)
 
     # ------------------------------------------------------------ starting
 
@@ -199,7 +199,7 @@ class CommandTarget:
             if time.monotonic() >= deadline:
                 raise CannotCheck(
                     f"nothing listened on port {self.port} within {self.listen_timeout:g} s "
-                    f"(is {{port}} in the command, or --port right?){self._last_words()}"
+                    f"(does the server listen on the port it is given?){self._last_words()}"
                 )
             time.sleep(0.05)
 
@@ -268,7 +268,7 @@ class CommandTarget:
             for _ in range(50):  # a process that forks endlessly needs more than one round
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                for pid, start in self._watched.seen.items():
+                for pid, start in list(self._watched.seen.items()):
                     if procfs.exists(pid, start, self.proc_root):
                         with contextlib.suppress(ProcessLookupError, PermissionError):
                             os.kill(pid, signal.SIGKILL)
