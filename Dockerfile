@@ -38,6 +38,7 @@ COPY client/ /app/client/
 COPY lab/ /app/lab/
 COPY bench/ /app/bench/
 COPY probe/ /app/probe/
+COPY check/ /app/check/
 COPY view/ /app/view/
 
 # Numeric, so it works in a base image without useradd or a passwd entry.
