@@ -36,7 +36,7 @@ from check import registry
 from check.report import TextReporter, write_json, write_junit
 from check.results import CheckResult, Report
 from check.target import OPEN_FILES_WANTED, CannotCheck
-from check.target import _status_text as status_text  # one wording for both modes
+from probe.exits import describe_returncode as status_text  # one wording for both modes
 
 EXIT_PASSED, EXIT_FAILED, EXIT_CANNOT_CHECK = 0, 1, 2
 PROG = "python3 -m check"

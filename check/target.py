@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import IO, Protocol
 
 from probe import procfs, snapshot
+from probe.exits import describe_returncode
 from probe.limits import raise_open_files
 from probe.sockets import HOST
 
@@ -192,7 +193,7 @@ class CommandTarget:
             if status is not None:
                 self._status = status
                 raise CannotCheck(
-                    f"the command exited at once ({_status_text(status)}) before listening "
+                    f"the command exited at once ({describe_returncode(status)}) before listening "
                     f"on port {self.port}{self._last_words()}"
                 )
             tree = procfs.process_tree(self.proc.pid, self.proc_root)
@@ -380,11 +381,3 @@ class AttachedTarget:
 
     def close(self) -> None:
         """Nothing to do: the owner of the server (the container) removes it."""
-
-
-def _status_text(status: int) -> str:
-    if status >= 0:
-        return f"exit {status}"
-    with contextlib.suppress(ValueError):
-        return f"killed by {signal.Signals(-status).name}"
-    return f"killed by signal {-status}"

@@ -18,3 +18,13 @@ def describe_status(status: int) -> str:
     if killer is None:
         return f"exit {code}"
     return f"killed by signal {killer.value} ({killer.name})"
+
+
+def describe_returncode(returncode: int) -> str:
+    """Popen's returncode (negative for a signal) as 'exit 1' or 'killed by SIGKILL'."""
+    if returncode >= 0:
+        return f"exit {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
