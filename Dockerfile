@@ -45,7 +45,7 @@ FROM ${PYTHON_IMAGE} AS lab
 ARG PYTHON_IMAGE
 
 LABEL org.opencontainers.image.title="echolab" \
-      org.opencontainers.image.description="Multi-client TCP echo servers (fork, select) and a split-I/O client, stdlib only" \
+      org.opencontainers.image.description="Multi-client TCP echo servers (fork, select, epoll) and a split-I/O client, stdlib only" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -62,8 +62,10 @@ COPY client/ /app/client/
 COPY lab/ /app/lab/
 COPY bench/ /app/bench/
 COPY probe/ /app/probe/
+COPY check/ /app/check/
+COPY view/ /app/view/
 
 # Numeric, so it works in a base image without useradd or a passwd entry.
 USER 10001:10001
-EXPOSE 9000 9001
+EXPOSE 9000 9001 8080
 CMD ["python3", "-m", "server", "fork"]

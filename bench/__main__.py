@@ -2,6 +2,12 @@
 
     python3 -m bench [--quick] [--out DIR] [--scenarios S ...] [--servers S ...] [--repeats R]
     python3 -m bench --target [NAME=]HOST:PORT ...     (a server already running: compose)
+    python3 -m bench --command 'fork=python3 -m server fork --port 9000 ...'   (its own command)
+
+Beside our servers and the standard library's peers it runs the references that bound each
+model: the minimal Python server of each model, the C fork and select servers (compiled here
+when cc or gcc is present, skipped with a note when not) and the bare fork()+_exit()+waitpid()
+loop of the same interpreter.
 
 Writes DIR/results.md (also printed), DIR/results.jsonl, DIR/chart.png and the servers' logs.
 """
@@ -19,10 +25,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import chart, report, targets
+from bench import cbuild, chart, ratios, report
 from bench.runner import run_scenario
 from bench.scenarios import DEFAULT, pick
-from bench.servers import DEFAULT_SERVERS, SERVERS, LocalServer, Server, TargetServer
+from bench.servers import (
+    DEFAULT_SERVERS,
+    PROCESS,
+    REFERENCE,
+    SERVERS,
+    LocalServer,
+    Server,
+    TargetServer,
+)
 from probe.addresses import check_host
 from probe.limits import raise_open_files
 
@@ -65,6 +79,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="[NAME=]HOST:PORT",
         help="bench a server already running (127.0.0.1 or a compose service)",
     )
+    parser.add_argument(
+        "--command",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="start server NAME with this command line (shlex-split), e.g. a compose "
+        "service's; it must listen on --host's loopback address",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="where local servers listen")
     parser.add_argument(
         "--workers", type=int, default=0, help="load generator processes (default: one per core)"
@@ -76,6 +98,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if not 1 <= args.repeats <= 20:
         parser.error("--repeats must be 1..20")
     check_host(args.host)
+    args.commands = {}
+    for text in args.command:
+        name, _, line = text.partition("=")
+        if name not in SERVERS or not line:
+            parser.error(f"--command {text!r}: NAME=COMMAND with NAME one of {', '.join(SERVERS)}")
+        args.commands[name] = shlex.split(line)
     return args
 
 
@@ -93,9 +121,12 @@ def machine() -> str:
     )
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def server_version() -> str:
     """Which servers/ code ran: the last commit touching it, and whether it was modified."""
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     try:
         last = subprocess.run(
             ["git", "-C", str(root), "log", "-1", "--format=%h %s", "--", "server"],
@@ -135,8 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     records: list[dict[str, Any]] = []
     names = args.servers or ([] if args.target else list(DEFAULT_SERVERS))
+    names, meta["notes"] = build_c(names, args)
+    rate = next((s for s in scenarios if s.load.mode == "rate"), None)
     with open(out / "results.jsonl", "w") as jsonl:
         for repeat in range(args.repeats):
+            if rate and any(SERVERS[n].model == PROCESS for n in names):
+                records.append(fork_loop(args, rate.load.duration, repeat, jsonl))
             # Servers take turns within each repeat: a burst of outside load spreads over all.
             for name in names:
                 records += bench_local(name, scenarios, args, repeat, jsonl)
@@ -145,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["load_after"] = one_minute_load()
         jsonl.write(json.dumps(meta) + "\n")
     titles = {s.name: s.title for s in scenarios}
-    text = report.markdown(meta, records, titles, targets.markdown(records))
+    titles["fork-loop"] = "the bare fork()+_exit()+waitpid() loop of the fork server's interpreter"
+    text = report.markdown(meta, records, titles, ratios.markdown(records))
     (out / "results.md").write_text(text + "\n")
     print(text)
     if not args.no_chart:
@@ -157,11 +193,66 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if bad else 0
 
 
+def build_c(names: list[str], args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Compile the C references asked for; drop them, with a note, where that cannot be done."""
+    kept, notes = [], []
+    for name in names:
+        program = SERVERS[name].c_program
+        if program and name not in args.commands:
+            binary, why = cbuild.build(program, args.out / "c")
+            if binary is None:
+                notes.append(f"{name} skipped: {why}")
+                continue
+            args.commands[name] = SERVERS[name].command(args.host, binary.parent)
+        kept.append(name)
+    return kept, notes
+
+
+def interpreter(args: argparse.Namespace) -> list[str]:
+    """The fork server's interpreter and its flags (python3 -S ...), for the bare fork loop."""
+    line = args.commands.get("fork", [sys.executable, "-m"])
+    return line[: line.index("-m")] if "-m" in line else [sys.executable]
+
+
+def fork_loop(args: argparse.Namespace, seconds: float, repeat: int, jsonl: Any) -> dict[str, Any]:
+    """The ceiling of any fork server's connection rate: fork, _exit, waitpid, nothing else."""
+    command = [*interpreter(args), "-m", "bench.forkloop", str(seconds)]
+    run = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
+    result: dict[str, Any] = {
+        "kind": "run",
+        "server": ratios.FORK_LOOP,
+        "model": PROCESS,
+        "ours": False,
+        "role": REFERENCE,
+        "scenario": "fork-loop",
+        "mode": "forkloop",
+        "interpreter": shlex.join(command[:-3]),
+        "errors": 0 if run.returncode == 0 else 1,
+        "mismatches": 0,
+        "crashed": run.returncode != 0,
+        "samples": [run.stderr[-300:]] if run.returncode else [],
+        "repeat": repeat,
+        "load_1min": one_minute_load(),
+    }
+    if run.returncode == 0:
+        result.update(json.loads(run.stdout))
+    jsonl.write(json.dumps(result) + "\n")
+    jsonl.flush()
+    print(
+        f"[{repeat + 1}/{args.repeats}] {ratios.FORK_LOOP:24} {result.get('forks_per_s')}/s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
+
+
 def bench_local(
     name: str, scenarios: list, args: argparse.Namespace, repeat: int, jsonl: Any
 ) -> list[dict[str, Any]]:
     spec = SERVERS[name]
-    chosen = [s for s in scenarios if s.applies_to(spec.model)]
+    chosen = [s for s in scenarios if s.applies_to(spec.model, spec.role)]
     log = args.out / "logs" / f"{name}.log"
     records = []
     server: LocalServer | None = None
@@ -170,7 +261,7 @@ def bench_local(
             if server is None or not server.alive():
                 if server is not None:
                     server.stop()
-                server = LocalServer(spec, args.host, log)
+                server = LocalServer(spec, args.host, log, args.commands.get(name))
             records.append(record(server, scenario, args, repeat, jsonl))
     finally:
         if server is not None:

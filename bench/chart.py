@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.ratios import FORK_LOOP
 from bench.report import Record, group, median, values
 
 OURS = ("fork", "select", "epoll")
@@ -51,8 +52,9 @@ def draw(records: list[Record], path: Path) -> Path | None:
     runs = group(records)
     palette = plt.get_cmap("tab10")
     colors = {s: palette(i % 10) for i, s in enumerate(_servers(records))}
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    (rr_ax, rate_ax), (mem_ax, crowd_ax) = axes
+    fig, axes = plt.subplots(2, 3, figsize=(19, 9.5))
+    (rr_ax, rate_ax, reap_ax), (mem_ax, crowd_ax, spare_ax) = axes
+    spare_ax.axis("off")
 
     rr = {int(n.rsplit("-c", 1)[1]): r for n, r in runs.items() if n.startswith("rr-64B-c")}
     for server, color in colors.items():
@@ -63,17 +65,29 @@ def draw(records: list[Record], path: Path) -> Path | None:
             style = "-o" if rr[points[0][0]][server][0].get("ours") else "--s"
             rr_ax.plot(*zip(*points, strict=True), style, color=color, label=server)
     rr_ax.set(title="request/response, 64 B", xlabel="connections", ylabel="requests/s")
-    rr_ax.set_xscale("log")
-    rr_ax.legend(fontsize=8)
+    if rr:  # a partial run (--scenarios) may have no point to put on a log scale
+        rr_ax.set_xscale("log")
+        rr_ax.legend(fontsize=8)
 
-    _bars(rate_ax, runs.get("rate-64B-c32", {}), "sessions_per_s", colors)
+    # The bare fork loop beside the servers: the ceiling of any fork server's rate.
+    loops = [
+        {**r, "sessions_per_s": r.get("forks_per_s")}
+        for r in runs.get("fork-loop", {}).get(FORK_LOOP, [])
+    ]
+    _bars(rate_ax, {**runs.get("rate-64B-c32", {}), FORK_LOOP: loops}, "sessions_per_s", colors)
     rate_ax.set(
         title="connection rate: connect, 64 B echo, close (32 in flight)", ylabel="sessions/s"
     )
 
+    _bars(reap_ax, runs.get("reap-512", {}), "all_reaped_s", colors)
+    reap_ax.axhline(0.3, color="tab:red", linestyle=":", label="goal: 0.3 s")
+    reap_ax.set(title="512 clients close at once, server on one core", ylabel="s until all reaped")
+    reap_ax.legend(fontsize=8)
+
     _bars(mem_ax, runs.get("hold-100", {}), "pss_per_client_kb", colors)
     mem_ax.set(title="memory: tree PSS / client, 100 clients held", ylabel="KB per client")
-    mem_ax.set_yscale("log")
+    if runs.get("hold-100"):
+        mem_ax.set_yscale("log")
 
     crowd = runs.get("hold-1100", {})
     names = list(crowd)
@@ -95,7 +109,10 @@ def draw(records: list[Record], path: Path) -> Path | None:
     crowd_ax.legend(fontsize=8, loc="lower left")
     _tilt(crowd_ax)
 
-    fig.suptitle("echolab: our servers (solid, bold) and the standard library's peers")
+    fig.suptitle(
+        "echolab: our servers (solid, bold), the standard library's peers and the references "
+        "(minimal-*, c-*, the bare fork loop)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -27,6 +27,20 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("crashed", "crashed", "count"),
         ("log", "server log", "first"),
     ],
+    "reap": [
+        ("served_at_once", "served at once", "median"),
+        ("children_left", "children left @0.3 s", "median"),
+        ("zombies", "zombies @0.3 s", "median"),
+        ("all_reaped_s", "all reaped after s", "median"),
+        ("pinned_to_core", "pinned to core", "first_value"),
+        ("errors", "errors", "sum"),
+        ("mismatches", "mismatches", "sum"),
+        ("crashed", "crashed", "count"),
+    ],
+    "forkloop": [
+        ("forks_per_s", "fork()+_exit()+waitpid() /s", "median"),
+        ("interpreter", "interpreter", "first_value"),
+    ],
     "rate": [
         ("sessions_per_s", "sessions/s", "median"),
         ("server_cpu_s", "server CPU s", "median"),
@@ -85,6 +99,8 @@ def cell(runs: list[Record], key: str, how: str) -> str:
         # A crash's last words ("ValueError: ...") say more than its "Traceback" line.
         shown = next((ln for ln in lines if "Error" in ln), lines[0] if lines else "")
         return _escape(shown[-100:])
+    if how == "first_value":
+        return _escape(str(next((r[key] for r in runs if r.get(key) is not None), DASH)))
     if how == "count":
         hits = sum(1 for r in runs if r.get(key))
         return f"**{hits}/{len(runs)}**" if hits else "no"
@@ -105,16 +121,19 @@ def _escape(text: str) -> str:
 
 def table(runs_by_server: dict[str, list[Record]], mode: str) -> str:
     columns = COLUMNS[mode]
-    head = ["server", "model", *(label for _, label, _ in columns)]
+    head = ["server", "model", "role", *(label for _, label, _ in columns)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for server, runs in runs_by_server.items():
-        name = f"**{server}**" if runs[0].get("ours") else server
-        row = [name, runs[0]["model"], *(cell(runs, k, how) for k, _, how in columns)]
+        role = runs[0].get("role", "ours" if runs[0].get("ours") else "stdlib peer")
+        name = (
+            f"**{server}**" if role == "ours" else f"*{server}*" if role == "reference" else server
+        )
+        row = [name, runs[0]["model"], role, *(cell(runs, k, how) for k, _, how in columns)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def markdown(meta: Record, records: list[Record], titles: dict[str, str], targets: str) -> str:
+def markdown(meta: Record, records: list[Record], titles: dict[str, str], ratios: str) -> str:
     parts = [
         "# echolab benchmark",
         "",
@@ -123,14 +142,17 @@ def markdown(meta: Record, records: list[Record], titles: dict[str, str], target
         f"- load average (1 min) before: {meta['load_before']}, after: {meta['load_after']}",
         f"- command: `{meta['command']}`",
         f"- repeats: {meta['repeats']}; cells are median (min{DASH}max) over repeats; "
-        "errors and mismatches are totals; **bold** servers are ours",
+        "errors and mismatches are totals; **bold** servers are ours, *italic* ones the "
+        "references (the limit of each model)",
         "- others' CPU s: CPU the rest of the machine used during a run (2 cores shared with "
         "other work); a large value marks a disturbed figure",
-        "",
     ]
-    if targets:
-        parts += ["## The issue's targets", "", targets, ""]
+    parts += [f"- note: {note}" for note in meta.get("notes", [])]
+    parts.append("")
+    if ratios:
+        parts += ["## Ours against the limit and the alternatives, same run", "", ratios, ""]
     for scenario, by_server in group(records).items():
-        mode = next(iter(by_server.values()))[0]["mode"]
+        first = next(iter(by_server.values()))[0]
+        mode = "reap" if "children_left" in first else first["mode"]
         parts += [f"## {scenario}: {titles.get(scenario, '')}", "", table(by_server, mode), ""]
     return "\n".join(parts)

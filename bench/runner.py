@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 from typing import Any
 
 from bench.scenarios import Scenario
 from bench.servers import Server
+from probe import procfs
 from probe.footprint import Footprint, footprint, machine_busy_seconds, tree_cpu_seconds, zombies
 from probe.load import Load, LoadError, Tally, run_load
 
 ZOMBIE_DELAY = 0.3  # the issue's moment: 0.3 s after the clients left
+REAP_WAIT = 3.0  # how long a pinned run waits for the last child to be reaped
 # Log lines worth showing beside a scenario: why a client waited, or why a server died.
 NOTEWORTHY = ("limit", "wait", "refused", "beyond", "Error", "Traceback", "out of range")
 
@@ -25,6 +28,7 @@ def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, 
         "server": server.name,
         "model": server.model,
         "ours": server.ours,
+        "role": server.role,
         "scenario": scenario.name,
         "mode": load.mode,
         "connections": load.connections,
@@ -38,6 +42,12 @@ def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, 
         if pid and scenario.footprint:
             held["footprint"] = footprint(pid)
 
+    cores = os.sched_getaffinity(pid) if pid and scenario.pin else None
+    if pid and cores:
+        # One core for the server and every child it forks (they inherit the mask): the
+        # children's exits and the parent's reaping queue up behind each other.
+        os.sched_setaffinity(pid, {max(cores)})
+        record["pinned_to_core"] = max(cores)
     cpu0 = tree_cpu_seconds(pid) if pid else 0.0
     busy0 = machine_busy_seconds()
     started = time.monotonic()
@@ -46,10 +56,14 @@ def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, 
     except LoadError as error:
         tally = Tally()
         tally.error(str(error))
-    if pid and scenario.zombies:
+    if pid and scenario.pin:
+        record.update(_reaping(pid, tally.closed_at))
+    elif pid and scenario.zombies:
         time.sleep(max(0.0, tally.closed_at + ZOMBIE_DELAY - time.monotonic()))
         record["zombies"] = zombies(pid)
         record["zombies_after_s"] = round(time.monotonic() - tally.closed_at, 3)
+    if pid and cores:
+        os.sched_setaffinity(pid, cores)  # the next scenarios run unpinned
     time.sleep(0.1)  # let the last children exit, so their CPU time is in the reading
     record["server_cpu_s"] = round(tree_cpu_seconds(pid) - cpu0, 3) if pid else None
     record["wall_s"] = round(time.monotonic() - started, 3)
@@ -68,6 +82,27 @@ def run_scenario(server: Server, scenario: Scenario, workers: int) -> dict[str, 
     notes = [ln for ln in (log or "").splitlines() if any(w in ln for w in NOTEWORTHY)]
     record["log"] = notes[:3] if log is not None else None  # None: not readable from here
     return record
+
+
+def _reaping(pid: int, closed_at: float) -> dict[str, Any]:
+    """Children left (running or zombie) 0.3 s after the clients closed, and when the last went.
+
+    /proc is scanned every 10 ms from the moment the load generator returns.
+    """
+    out: dict[str, Any] = {"all_reaped_s": None}
+    while (now := time.monotonic()) < closed_at + REAP_WAIT:
+        children = procfs.process_tree(pid)[1:]
+        if now >= closed_at + ZOMBIE_DELAY and "children_left" not in out:
+            out["children_left"] = len(children)
+            out["zombies"] = sum(1 for c in children if c.state == "Z")
+            out["zombies_after_s"] = round(now - closed_at, 3)
+        if not children:
+            out["all_reaped_s"] = round(now - closed_at, 3)
+            break
+        time.sleep(0.01)
+    out.setdefault("children_left", 0)
+    out.setdefault("zombies", 0)
+    return out
 
 
 def _metrics(load: Load, tally: Tally) -> dict[str, Any]:

@@ -22,25 +22,42 @@ LISTENING = re.compile(r"listening on \[?([\w.:]+?)\]?:(\d+)\b")
 PROCESS, THREAD, MULTIPLEX = "process per client", "thread per client", "one process"
 
 
+OURS, PEER, REFERENCE = "ours", "stdlib peer", "reference"
+
+
 @dataclass(frozen=True)
 class ServerSpec:
     name: str
     model: str
-    ours: bool
+    role: str  # OURS, PEER (what a user would pick instead) or REFERENCE (the limit)
     argv: tuple[str, ...]  # after `python3 -m`; "{host}" is replaced
+    c_program: str = ""  # a C reference: bench/c/<c_program>.c, argv follows the binary
 
-    def command(self, host: str) -> list[str]:
-        return [sys.executable, "-m", *(a.replace("{host}", host) for a in self.argv)]
+    @property
+    def ours(self) -> bool:
+        return self.role == OURS
+
+    def command(self, host: str, c_dir: Path | None = None) -> list[str]:
+        args = [a.replace("{host}", host) for a in self.argv]
+        if self.c_program:
+            return [str((c_dir or Path()) / self.c_program), *args]
+        return [sys.executable, "-m", *args]
 
 
 def _ours(model_name: str, model: str) -> ServerSpec:
     # --quiet-peer: our servers log every connection, the peers none; the same work for all.
     args = ("server", model_name, "--host", "{host}", "--port", "0", "--quiet-peer", "{host}")
-    return ServerSpec(model_name, model, True, args)
+    return ServerSpec(model_name, model, OURS, args)
 
 
 def _peer(name: str, model: str, *args: str) -> ServerSpec:
-    return ServerSpec(name, model, False, ("bench.peers", *args, "--host", "{host}", "--port", "0"))
+    return ServerSpec(name, model, PEER, ("bench.peers", *args, "--host", "{host}", "--port", "0"))
+
+
+def _reference(name: str, model: str, module: str, *args: str, c: str = "") -> ServerSpec:
+    return ServerSpec(
+        name, model, REFERENCE, (*((module,) if module else ()), "{host}", "0", *args), c
+    )
 
 
 SERVERS: dict[str, ServerSpec] = {
@@ -54,8 +71,16 @@ SERVERS: dict[str, ServerSpec] = {
         _peer("selectors", MULTIPLEX, "selectors"),
         _peer("selectors-select", MULTIPLEX, "selectors", "--selector", "select"),
         _peer("asyncio", MULTIPLEX, "asyncio"),
+        _reference("minimal-fork", PROCESS, "bench.minimal_fork"),
+        _reference("minimal-select", MULTIPLEX, "bench.minimal_selectors", "select"),
+        _reference("minimal-epoll", MULTIPLEX, "bench.minimal_selectors", "epoll"),
+        _reference("c-fork", PROCESS, "", c="fork_echo"),
+        _reference("c-select", MULTIPLEX, "", c="select_echo"),
     )
 }
+# Which reference bounds each of our servers (the minimal server of its model, then C).
+MINIMAL = {"fork": "minimal-fork", "select": "minimal-select", "epoll": "minimal-epoll"}
+C_OF = {"fork": "c-fork", "select": "c-select", "epoll": "c-select"}
 DEFAULT_SERVERS = (
     "fork",
     "select",
@@ -65,6 +90,11 @@ DEFAULT_SERVERS = (
     "selectors",
     "selectors-select",
     "asyncio",
+    "minimal-fork",
+    "minimal-select",
+    "minimal-epoll",
+    "c-fork",
+    "c-select",
 )
 
 
@@ -92,8 +122,9 @@ def probe(host: str, port: int, timeout: float = 2.0) -> bool:
 class Server:
     """A server under test: `pid` is None for one we did not start (--target)."""
 
-    def __init__(self, name: str, model: str, ours: bool) -> None:
-        self.name, self.model, self.ours = name, model, ours
+    def __init__(self, name: str, model: str, role: str) -> None:
+        self.name, self.model, self.role = name, model, role
+        self.ours = role == OURS
         self.host = ""
         self.port = 0
         self.pid: int | None = None
@@ -113,7 +144,7 @@ class Server:
 
 class TargetServer(Server):
     def __init__(self, name: str, host: str, port: int, wait: float = 30.0) -> None:
-        super().__init__(name, model_of(name), name in ("fork", "select", "epoll"))
+        super().__init__(name, model_of(name), OURS if name in MINIMAL else PEER)
         self.host, self.port = host, port
         deadline = time.monotonic() + wait
         while not probe(host, port):
@@ -123,8 +154,10 @@ class TargetServer(Server):
 
 
 class LocalServer(Server):
-    def __init__(self, spec: ServerSpec, host: str, log_path: Path) -> None:
-        super().__init__(spec.name, spec.model, spec.ours)
+    def __init__(
+        self, spec: ServerSpec, host: str, log_path: Path, command: list[str] | None = None
+    ) -> None:
+        super().__init__(spec.name, spec.model, spec.role)
         self.spec = spec
         self.host = host
         self.log_path = log_path
@@ -132,7 +165,7 @@ class LocalServer(Server):
         with open(log_path, "ab") as log:
             self.started_at = log.tell()  # the log grows over restarts: read this run's part
             self.process = subprocess.Popen(
-                spec.command(host),
+                command or spec.command(host),
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
