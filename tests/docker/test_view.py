@@ -14,7 +14,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import docker
 import pytest
+
+from tests.docker.support import address_of, compose_labels, detach
 
 pytestmark = pytest.mark.docker
 
@@ -50,16 +53,12 @@ def test_the_stacks_view_shows_both_servers() -> None:
             capture_output=True,
             timeout=600,
         )
-        port = subprocess.run(
-            [*compose, "port", "view", "8080"],
-            cwd=REPO,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        url = f"http://127.0.0.1:{port.stdout.strip().rsplit(':', 1)[1]}/api/snapshot"
+        # 127.0.0.1 and the published port from the host; by name on its network from the
+        # test container (support.address_of), whose loopback is its own.
+        client = docker.from_env()
+        (view,) = client.containers.list(filters={"label": compose_labels(project, "view")})
+        host, port = address_of(client, view, 8080)
+        url = f"http://{host}:{port}/api/snapshot"
         deadline, seen = time.monotonic() + 90, {}
         while time.monotonic() < deadline:
             try:
@@ -77,6 +76,7 @@ def test_the_stacks_view_shows_both_servers() -> None:
         parent = seen["fork-server"]["processes"][0]
         assert parent["role"] == "parent" and parent["sockets"][0]["kind"] == "listen"
     finally:
+        detach(docker.from_env(), [f"{project}_default"])
         subprocess.run(
             [*compose, "down", "-v", "--remove-orphans"],
             cwd=REPO,
