@@ -16,12 +16,36 @@ WORKDIR /app
 USER 10001:10001
 CMD ["bash"]
 
+# The test runner (docker compose run --rm test): every tier of the suite in Linux, with
+# nothing on the host but Docker. The checkout is mounted read-only at /app; the docker tier
+# drives its own stack on the engine through the mounted socket (see README, Security).
+# Same suite pin as the shell; the test deps come from PyPI, pinned in requirements-test.txt.
+FROM ${PYTHON_IMAGE} AS test
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        python3-venv ca-certificates docker-cli docker-compose \
+        chromium chromium-driver fonts-dejavu-core \
+        gcc libc6-dev procps iproute2 lsof strace netcat-openbsd \
+    && rm -rf /var/lib/apt/lists/*
+# A TLS-intercepting proxy's CA, if certs/ holds one (certs/README.md); none by default.
+COPY certs/ /usr/local/share/ca-certificates/echolab/
+COPY requirements-test.txt /opt/echolab/requirements-test.txt
+# A venv: the Debian-built base has no pip, and the official image's pip stays untouched.
+RUN update-ca-certificates >/dev/null \
+    && python3 -m venv /opt/venv \
+    && PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/python -m pip install \
+        --no-cache-dir --quiet --disable-pip-version-check -r /opt/echolab/requirements-test.txt
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    ECHOLAB_IN_CONTAINER=1
+WORKDIR /app
+CMD ["python", "-m", "pytest"]
+
 # The lab: every demo service runs this stage (the last one, so a plain build gets it).
 FROM ${PYTHON_IMAGE} AS lab
 ARG PYTHON_IMAGE
 
 LABEL org.opencontainers.image.title="echolab" \
-      org.opencontainers.image.description="Multi-client TCP echo servers (fork, select) and a split-I/O client, stdlib only" \
+      org.opencontainers.image.description="Multi-client TCP echo servers (fork, select, epoll) and a split-I/O client, stdlib only" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -38,8 +62,10 @@ COPY client/ /app/client/
 COPY lab/ /app/lab/
 COPY bench/ /app/bench/
 COPY probe/ /app/probe/
+COPY check/ /app/check/
+COPY view/ /app/view/
 
 # Numeric, so it works in a base image without useradd or a passwd entry.
 USER 10001:10001
-EXPOSE 9000 9001
+EXPOSE 9000 9001 8080
 CMD ["python3", "-m", "server", "fork"]

@@ -5,29 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import sys
 import time
 from pathlib import Path
 
 from client import split_io, stop_and_wait
+from client.arguments import parse_address, positive
 from client.payload import GeneratedPayload, Payload, ScriptPayload, TypedPayload
 from client.split_io import Connection, Options
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    # getaddrinfo() would silently wrap port 70000 to 4464: refuse it here.
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port 1-65535, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+from probe.limits import raise_open_files
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -108,14 +94,6 @@ def make_payloads(args: argparse.Namespace) -> list[Payload]:
     return [GeneratedPayload(size, args.seed, index) for index in range(args.connections)]
 
 
-def allow_descriptors(needed: int) -> None:
-    """K connections need K descriptors: raise the soft limit toward the hard one if short."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
 def bytes_known_sent(connection: Connection) -> int:
     """A writer that exited 0 sent its whole payload; of any other, count what came back."""
     return connection.payload.total if connection.writer_status == 0 else connection.received
@@ -157,7 +135,7 @@ def print_report(connections: list[Connection], report: dict, args: argparse.Nam
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    allow_descriptors(args.connections + 64)
+    raise_open_files(args.connections + 64)  # K connections need K descriptors
     options = Options(
         chunk_size=args.chunk_size,
         interval=args.interval,

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 
 from client.payload import Payload, TypedPayload
+from probe.compare import first_difference
+from probe.exits import ending
 
 TICK_SECONDS = 0.2
 CONNECT_TIMEOUT_SECONDS = 30.0
@@ -32,9 +34,10 @@ def say(message: str) -> None:
     os.write(sys.stderr.fileno(), f"{message}\n".encode(errors="replace"))
 
 
-def describe_status(status: int) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    return f"exited {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
+def writer_ending(status: int) -> str:
+    """'exited 1' or 'was killed by SIGKILL': the writer's end, as the client reports it."""
+    code, killer = ending(status)
+    return f"exited {code}" if killer is None else f"was killed by {killer.name}"
 
 
 @dataclass(eq=False)
@@ -248,11 +251,7 @@ def verify(connection: Connection) -> None:
         got = bytes(connection.unchecked[:size])
         sent = payload.expected(connection.checked, size)
         if got != sent:
-            at = next(i for i in range(size) if got[i] != sent[i])
-            connection.fail(
-                f"byte {connection.checked + at} differs "
-                f"(sent 0x{sent[at]:02x}, got 0x{got[at]:02x})"
-            )
+            connection.fail(first_difference(sent, got, offset=connection.checked))
         del connection.unchecked[:size]
         connection.checked += size
     if payload.complete and connection.unchecked:
@@ -292,7 +291,7 @@ def notice_dead_writers(connections: list[Connection], selector: selectors.BaseS
             if pid:
                 connection.writer_status = status
                 if status != 0 and not connection.finished:
-                    connection.fail(f"writer {describe_status(status)} before it finished")
+                    connection.fail(f"writer {writer_ending(status)} before it finished")
                     settle(connection, selector)
 
 
@@ -301,4 +300,4 @@ def reap_writers(connections: list[Connection]) -> None:
         if connection.writer_pid and connection.writer_status is None:
             _, connection.writer_status = os.waitpid(connection.writer_pid, 0)
             if connection.writer_status != 0 and connection.error is None:
-                connection.fail(f"writer {describe_status(connection.writer_status)}")
+                connection.fail(f"writer {writer_ending(connection.writer_status)}")

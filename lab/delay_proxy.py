@@ -24,12 +24,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from client.__main__ import parse_address
-from server.listener import Shutdown, listen_address, log, open_listener, peer_name, set_role
+from client.arguments import parse_address
+from server.listener import Acceptor, listen_address, open_listener
+from server.log import log, set_role
+from server.peers import peer_name
+from server.stop import StopSignals
 
 RECV_SIZE = 65536
 TICK_SECONDS = 1.0
-ACCEPTS_PER_WAKEUP = 64
 
 
 @dataclass(eq=False)
@@ -72,7 +74,9 @@ class DelayProxy:
         self.delay_ms = delay_ms
         self.delay = delay_ms / 1000
         self.buffer_limit = buffer_limit
-        self.shutdown = Shutdown()
+        self.acceptor = Acceptor(self.listener)
+        self.accepting = True
+        self.signals = StopSignals()
         self.selector = selectors.DefaultSelector()
         self.relays: set[Relay] = set()
 
@@ -84,13 +88,13 @@ class DelayProxy:
             f"{self.buffer_limit // 1024} KiB buffered at most each way"
         )
         self.selector.register(self.listener, selectors.EVENT_READ, "listener")
-        self.selector.register(self.shutdown.wakeup_fd, selectors.EVENT_READ, "wakeup")
-        while not self.shutdown.requested:
+        self.selector.register(self.signals.wakeup_fd, selectors.EVENT_READ, "wakeup")
+        while not self.signals.requested:
             for key, events in self.selector.select(self.next_timeout()):
                 if key.data == "listener":
                     self.accept()
                 elif key.data == "wakeup":
-                    self.shutdown.drain()
+                    self.signals.drain()
                 else:
                     relay, sock = key.data
                     if relay in self.relays:
@@ -98,6 +102,7 @@ class DelayProxy:
             now = time.monotonic()
             for relay in list(self.relays):
                 self.pump(relay, now)
+            self.update_accepting()
         self.stop()
         return 0
 
@@ -109,21 +114,27 @@ class DelayProxy:
             for d in (relay.up, relay.down)
             if d.queue and not d.blocked and not (d is relay.up and relay.connecting)
         ]
+        if pause := self.acceptor.pause_left():
+            dues.append(time.monotonic() + pause)  # wake when accepting may resume
         if not dues:
             return TICK_SECONDS
         return min(max(0.0, min(dues) - time.monotonic()), TICK_SECONDS)
 
     def accept(self) -> None:
-        for _ in range(ACCEPTS_PER_WAKEUP):
-            try:
-                client, address = self.listener.accept()
-            except (BlockingIOError, ConnectionAbortedError):
-                return
-            except OSError as error:  # EMFILE and friends: let the backlog hold them a while
-                log(f"accept failed ({error}): pausing accepts for 0.1 s")
-                self.shutdown.wait(0.1)
-                return
+        for client, address in self.acceptor.accept():
             self.open_relay(client, peer_name(address))
+        self.update_accepting()
+
+    def update_accepting(self) -> None:
+        """Watch the listener except during an accept pause (the relays keep flowing)."""
+        should = self.acceptor.pause_left() == 0
+        if should == self.accepting:
+            return
+        self.accepting = should
+        if should:
+            self.selector.register(self.listener, selectors.EVENT_READ, "listener")
+        else:
+            self.selector.unregister(self.listener)
 
     def open_relay(self, client: socket.socket, peer: str) -> None:
         host, port = self.upstream
@@ -231,7 +242,7 @@ class DelayProxy:
         )
 
     def stop(self) -> None:
-        log(f"shutting down on {self.shutdown.requested}: closing {len(self.relays)} connections")
+        log(f"shutting down on {self.signals.requested}: closing {len(self.relays)} connections")
         for relay in list(self.relays):
             self.close(relay, "proxy stopped")
         self.selector.close()

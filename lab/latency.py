@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from client import split_io, stop_and_wait
-from client.__main__ import parse_address, positive
+from client.arguments import parse_address, positive
 from client.payload import ScriptPayload
 from client.split_io import Options
 

@@ -15,5 +15,6 @@ Driving a server (every byte verified as it arrives):
 * ``probe.load``: the multi-process load generator of the benchmark (rr, rate, hold, stream).
 
 And: ``probe.compare`` (where two byte strings differ), ``probe.limits`` (RLIMIT_NOFILE),
-``probe.addresses`` (which targets the lab may send traffic to).
+``probe.exits`` (how a waited-for process ended), ``probe.addresses`` (which targets the lab
+may send traffic to). The servers and the client import these three too.
 """

@@ -6,14 +6,23 @@ and each process's TCP sockets, the listening one and the connected ones. After 
 processes hold every socket until each closes the one it does not serve; a snapshot shows
 exactly that. The checker's process-model checks and the live view both read these.
 
-A process may exit between two reads of /proc: it is then simply not in the snapshot. A process
-whose descriptors this reader may not see (another user's, without CAP_SYS_PTRACE) is listed
-with `sockets_visible=False`, so a consumer can say what it cannot see instead of guessing.
+A process may exit between two reads of /proc: it is then simply not in the snapshot. A zombie
+holds no descriptors (its files were closed when it exited), so its fd directory is not read.
+A process whose descriptors this reader may not see (another user's, without CAP_SYS_PTRACE) is
+listed with `sockets_visible=False`, so a consumer can say what it cannot see instead of guessing.
+
+`servers()` finds every server in a /proc tree (each process holding a listening TCP socket its
+parent does not hold: a break-it server started beside the real one is a server of its own);
+`python3 -m probe.snapshot` prints them as JSON.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +58,7 @@ class ProcessView:
     pid: int
     ppid: int
     state: str  # one letter from /proc/<pid>/stat: 'R', 'S', 'Z', ...
-    role: str  # "parent" (the server's first process) or "child"
+    role: str  # "parent" (the server's first process), "child", or "zombie" (an exited child)
     comm: str
     sockets: tuple[SocketView, ...] = ()
     sockets_visible: bool = True
@@ -84,6 +93,34 @@ class ProcessView:
 class ServerSnapshot:
     root: int
     processes: tuple[ProcessView, ...] = field(default_factory=tuple)
+    argv: tuple[str, ...] = ()  # the first process's command line ((), once it is gone)
+
+    @property
+    def model(self) -> str:
+        """'fork', 'select', 'epoll' for `python3 -m server MODEL`; else guessed from the tree."""
+        argv = list(self.argv)
+        for i in range(len(argv) - 2):
+            if argv[i : i + 2] == ["-m", "server"]:
+                return argv[i + 2]
+        return "fork" if self.children else "single process"
+
+    def option(self, name: str) -> str | None:
+        """The value of `--name VALUE` or `--name=VALUE` on the command line, if given."""
+        argv = list(self.argv)
+        for i, arg in enumerate(argv):
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(name + "="):
+                return arg.partition("=")[2]
+        return None
+
+    def flags(self) -> list[str]:
+        """The break-it switches it runs with (--no-reap, --child-keeps-listener, ...)."""
+        return [a for a in self.argv if a in BREAK_IT_FLAGS]
+
+    def listeners(self) -> list[SocketView]:
+        parent = self.parent
+        return [s for s in parent.sockets if s.kind == "listen"] if parent else []
 
     @property
     def alive(self) -> bool:
@@ -105,6 +142,9 @@ class ServerSnapshot:
 
     def as_json(self) -> list[dict[str, object]]:
         return [p.as_json() for p in self.processes]
+
+
+BREAK_IT_FLAGS = ("--no-reap", "--child-keeps-listener", "--parent-keeps-client")
 
 
 def _address(ip: str, port: int) -> str:
@@ -145,26 +185,210 @@ def _readable_socket_fds(pid: int, root: str) -> dict[int, int] | None:
         return None
 
 
+def _argv(pid: int, root: str) -> tuple[str, ...]:
+    try:
+        raw = Path(root, str(pid), "cmdline").read_bytes()
+    except OSError:
+        return ()
+    return tuple(raw.decode(errors="replace").split("\0")[:-1])
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""  # gone, or not ours to read: no rows
+
+
+def _listening(row: procfs.TcpSocket) -> bool:
+    return row.state == "LISTEN"
+
+
+class _Reader:
+    """One pass over a /proc tree: every stat read once, TCP tables once per network namespace."""
+
+    def __init__(self, proc_root: str) -> None:
+        self.root = proc_root
+        self.stats: dict[int, procfs.Stat] = {}
+        self.by_parent: dict[int, list[int]] = {}
+        for pid in procfs.all_pids(proc_root):
+            st = procfs.stat(pid, proc_root)
+            if st is None:
+                continue  # exited between the listing and the read
+            self.stats[pid] = st
+            self.by_parent.setdefault(st.ppid, []).append(pid)
+        self._text: dict[str, str] = {}
+        self._rows: dict[tuple[str, frozenset[int] | None], dict[int, procfs.TcpSocket]] = {}
+        self._fds: dict[int, dict[int, int] | None] = {}
+
+    def _netns(self, pid: int) -> str:
+        try:
+            return os.readlink(Path(self.root, str(pid), "ns", "net"))
+        except OSError:
+            return f"pid {pid}"
+
+    def tcp(self, pid: int, ports: Iterable[int] | None = None) -> dict[int, procfs.TcpSocket]:
+        """{inode: row} of the listening sockets in `pid`'s network namespace, or of every
+        socket bound to one of `ports` there.
+
+        The table is read once per namespace and only the rows asked for are parsed: a busy
+        host lists tens of thousands of TIME_WAIT rows that are nobody's lesson.
+        """
+        netns = self._netns(pid)
+        if netns not in self._text:
+            texts = [_read_text(Path(self.root, str(pid), "net", n)) for n in ("tcp", "tcp6")]
+            self._text[netns] = "\n".join(t.split("\n", 1)[-1] for t in texts if t)
+        wanted = frozenset(ports) if ports is not None else None
+        key = (netns, wanted)
+        if key not in self._rows:
+            needles = [f":{p:04X} " for p in wanted] if wanted is not None else [":0000 0A "]
+            lines = [ln for ln in self._text[netns].splitlines() if any(n in ln for n in needles)]
+            rows = procfs.parse_net_tcp("header\n" + "\n".join(lines))
+            self._rows[key] = {
+                r.inode: r
+                for r in rows
+                if r.inode
+                and (r.local_port in wanted if wanted is not None else r.state == "LISTEN")
+            }
+        return self._rows[key]
+
+    def fds(self, pid: int) -> dict[int, int] | None:
+        if pid not in self._fds:
+            st = self.stats.get(pid)
+            # A zombie's descriptors were closed when it exited: there is nothing to read.
+            zombie = st is not None and st.state in ("Z", "X")
+            self._fds[pid] = {} if zombie else _readable_socket_fds(pid, self.root)
+        return self._fds[pid]
+
+    def listen_inodes(self, pid: int) -> set[int]:
+        fds = self.fds(pid) or {}
+        if not fds:
+            return set()
+        tcp = self.tcp(pid)
+        return {i for i in fds.values() if i in tcp and tcp[i].state == "LISTEN"}
+
+    def tree(self, root_pid: int, stop: Iterable[int] = ()) -> list[int]:
+        """`root_pid` and its descendants, not descending into the processes in `stop`."""
+        stop = set(stop)
+        out, todo = [root_pid], [root_pid]
+        while todo:
+            for kid in sorted(self.by_parent.get(todo.pop(), [])):
+                if kid not in stop:
+                    out.append(kid)
+                    todo.append(kid)
+        return out
+
+    def snapshot(self, root_pid: int, stop: Iterable[int] = ()) -> ServerSnapshot:
+        if root_pid not in self.stats:
+            return ServerSnapshot(root=root_pid)
+        listeners = self.tcp(root_pid)
+        ports = {listeners[i].local_port for i in self.listen_inodes(root_pid)}
+        tcp = self.tcp(root_pid, ports)
+        processes = []
+        for pid in self.tree(root_pid, stop):
+            st = self.stats[pid]
+            fds = self.fds(pid)
+            role = "parent" if pid == root_pid else "zombie" if st.state == "Z" else "child"
+            processes.append(
+                ProcessView(
+                    pid=pid,
+                    ppid=st.ppid,
+                    state=st.state,
+                    role=role,
+                    comm=st.comm,
+                    sockets=_socket_views(fds or {}, tcp),
+                    sockets_visible=fds is not None,
+                )
+            )
+        argv = _argv(root_pid, self.root)
+        return ServerSnapshot(root=root_pid, processes=tuple(processes), argv=argv)
+
+    def server_roots(self, exclude: Iterable[int] = ()) -> list[int]:
+        """Processes holding a listening TCP socket their parent does not hold."""
+        skip = set(exclude)
+        holders = {
+            pid: inodes
+            for pid in self.stats
+            if pid not in skip and (inodes := self.listen_inodes(pid))
+        }
+        return sorted(
+            pid
+            for pid, inodes in holders.items()
+            if not inodes & holders.get(self.stats[pid].ppid, set())
+        )
+
+    def holder_of_port(self, port: int) -> int | None:
+        """The first process (lowest in the tree) holding the socket listening on `port`."""
+        for pid in self.server_roots():
+            tcp = self.tcp(pid)
+            if any(tcp[i].local_port == port for i in self.listen_inodes(pid)):
+                return pid
+        return None
+
+
 def take(root_pid: int, proc_root: str = procfs.PROC) -> ServerSnapshot:
     """The server whose first process is `root_pid`, with every descendant; empty if gone."""
-    pids = [root_pid, *procfs.descendants_of(root_pid, proc_root)]
-    # One read of the TCP tables, from the server's own network namespace.
-    tcp = {row.inode: row for row in procfs.tcp_sockets(proc_root, pid=root_pid) if row.inode}
-    processes = []
-    for pid in pids:
-        stat = procfs.stat(pid, proc_root)
-        if stat is None:
-            continue  # exited (and was reaped) between two reads
-        fds = _readable_socket_fds(pid, proc_root)
-        processes.append(
-            ProcessView(
-                pid=pid,
-                ppid=stat.ppid,
-                state=stat.state,
-                role="parent" if pid == root_pid else "child",
-                comm=stat.comm,
-                sockets=_socket_views(fds or {}, tcp),
-                sockets_visible=fds is not None,
-            )
-        )
-    return ServerSnapshot(root=root_pid, processes=tuple(processes))
+    return _Reader(proc_root).snapshot(root_pid)
+
+
+def servers(
+    proc_root: str = procfs.PROC, exclude: Iterable[int] = (), roots: Iterable[int] = ()
+) -> list[ServerSnapshot]:
+    """Every server in the tree (or the ones whose first processes are `roots`), in one pass.
+
+    A server's tree stops at another server's first process: a break-it server started from a
+    shell inside the real server's container is listed once, as itself.
+    """
+    reader = _Reader(proc_root)
+    found = list(roots) or reader.server_roots(exclude)
+    return [reader.snapshot(pid, stop=found) for pid in found]
+
+
+def on_ports(
+    ports: Iterable[int], proc_root: str = procfs.PROC
+) -> dict[int, ServerSnapshot | None]:
+    """{port: the server listening on it, or None}, in this reader's network namespace, found
+    afresh on every call, so a restarted server is found under its new pid."""
+    reader = _Reader(proc_root)
+    roots = {port: reader.holder_of_port(port) for port in ports}
+    found = [pid for pid in roots.values() if pid is not None]
+    return {
+        port: None if pid is None else reader.snapshot(pid, stop=found)
+        for port, pid in roots.items()
+    }
+
+
+def as_json(snapshot: ServerSnapshot) -> dict[str, object]:
+    """One server as the live view and `python3 -m probe.snapshot` show it."""
+    listeners = snapshot.listeners()
+    return {
+        "root": snapshot.root,
+        "model": snapshot.model,
+        "listen": [s.local for s in listeners],
+        "port": int(listeners[0].local.rpartition(":")[2]) if listeners else None,
+        "flags": snapshot.flags(),
+        "argv": list(snapshot.argv),
+        "processes": snapshot.as_json(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m probe.snapshot",
+        description="Print the servers in this /proc (processes, states, sockets) as JSON.",
+    )
+    parser.add_argument("--pid", type=int, action="append", default=[], help="a server's pid")
+    parser.add_argument("--port", type=int, action="append", default=[], help="a listening port")
+    parser.add_argument("--proc", default=procfs.PROC, help="the /proc tree to read")
+    args = parser.parse_args(argv)
+    if args.port:
+        found = [s for s in on_ports(args.port, args.proc).values() if s is not None]
+    else:
+        found = servers(args.proc, exclude=[os.getpid()], roots=args.pid)
+    json.dump({"servers": [as_json(s) for s in found]}, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,1 @@
-"""Multi-client TCP echo servers: forking and select-based (see server/__main__.py)."""
+"""Multi-client TCP echo servers: forking, select and epoll (see server/__main__.py)."""

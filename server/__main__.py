@@ -1,4 +1,4 @@
-"""python -m server {fork,select}: argument parsing only; each model lives in its own module."""
+"""python -m server {fork,select,epoll}: argument parsing only; each model has its own module."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from server.listener import set_quiet_hosts
+from server.peers import set_quiet_hosts
 
 if TYPE_CHECKING:
     from server.forking import ForkingEchoServer
-    from server.selecting import MultiplexingEchoServer
+    from server.multiplexing import MultiplexingEchoServer
 
 DEFAULT_PORTS = {"fork": 9000, "select": 9001, "epoll": 9002}
 
@@ -63,6 +63,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ("--no-reap", "never waitpid(): exited children stay zombies"),
         ("--child-keeps-listener", "children do not close the listening socket"),
         ("--parent-keeps-client", "the parent does not close client sockets"),
+        (
+            "--single-waitpid",
+            "the SIGCHLD handler calls waitpid() once per signal: one signal can stand for "
+            "many exits, so children closing together stay zombies",
+        ),
     ):
         fork.add_argument(flag, action="store_true", help=f"break it (teaching): {effect}")
     multiplexers = (
@@ -83,6 +88,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             help="at N clients stop accepting; new connections wait in the listen backlog "
             f"(default and ceiling: {ceiling}, minus 16 reserved descriptors)",
         )
+        model.add_argument(
+            "--blocking-send",
+            action="store_true",
+            help="break it (teaching): echo with a blocking sendall(), so one client that "
+            "sends and never reads stalls every other client",
+        )
+        if name == "select":
+            model.add_argument(
+                "--no-fd-cap",
+                action="store_true",
+                help="break it (teaching): no FD_SETSIZE cap: accept past 1024 descriptors, "
+                "and select() then fails",
+            )
     args = parser.parse_args(argv)
     for option in ("max_children", "max_clients"):
         value = getattr(args, option, None)
@@ -96,15 +114,25 @@ def build_server(args: argparse.Namespace) -> ForkingEchoServer | MultiplexingEc
     if args.model == "fork":
         from server.forking import ForkingEchoServer, Mistakes
 
-        mistakes = Mistakes(args.no_reap, args.child_keeps_listener, args.parent_keeps_client)
+        mistakes = Mistakes(
+            args.no_reap, args.child_keeps_listener, args.parent_keeps_client, args.single_waitpid
+        )
         return ForkingEchoServer(args.host, args.port, args.max_children, mistakes)
     if args.model == "epoll":
         from server.epolling import EpollEchoServer
 
-        return EpollEchoServer(args.host, args.port, args.max_clients)
+        return EpollEchoServer(
+            args.host, args.port, args.max_clients, blocking_send=args.blocking_send
+        )
     from server.selecting import SelectEchoServer
 
-    return SelectEchoServer(args.host, args.port, args.max_clients)
+    return SelectEchoServer(
+        args.host,
+        args.port,
+        args.max_clients,
+        blocking_send=args.blocking_send,
+        fd_cap=not args.no_fd_cap,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

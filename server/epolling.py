@@ -1,4 +1,4 @@
-"""The epoll echo server: the select server's logic, with the kernel mechanism swapped.
+"""The epoll echo server: the multiplexing loop, waiting in epoll.
 
 select() copies and scans a fixed 1024-bit set on every call; epoll keeps the interest list
 in the kernel and reports only the ready descriptors, so neither the set size nor the scan
@@ -7,30 +7,24 @@ grows with the number of idle clients. The only limit left is RLIMIT_NOFILE.
 
 from __future__ import annotations
 
-import resource
-import select
+import select  # the standard library's: epoll lives there
 
-from server.selecting import MultiplexingEchoServer
+from probe.limits import raise_open_files
+from server.multiplexing import MultiplexingEchoServer
 
-WANTED_DESCRIPTORS = 65536
-
-
-def raise_descriptor_limit() -> None:
-    """Ask for room for many thousand clients, within the hard limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = WANTED_DESCRIPTORS if hard == resource.RLIM_INFINITY else min(hard, WANTED_DESCRIPTORS)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+WANTED_DESCRIPTORS = 65536  # room for many thousand clients, within the hard limit
 
 
 class EpollEchoServer(MultiplexingEchoServer):
     model = "epoll"
 
-    def __init__(self, host: str, port: int, max_clients: int | None) -> None:
-        raise_descriptor_limit()
+    def __init__(
+        self, host: str, port: int, max_clients: int | None = None, blocking_send: bool = False
+    ) -> None:
+        raise_open_files(WANTED_DESCRIPTORS)
         self.epoll = select.epoll()
         self.interest: dict[int, int] = {}
-        super().__init__(host, port, max_clients)
+        super().__init__(host, port, max_clients, blocking_send)
 
     def watch(self, fd: int, read: bool, write: bool) -> None:
         mask = (select.EPOLLIN if read else 0) | (select.EPOLLOUT if write else 0)

@@ -18,27 +18,19 @@ import select
 import signal
 import socket
 import time
+from typing import NoReturn
 
-from server.listener import (
-    Shutdown,
-    is_quiet,
-    listen_address,
-    log,
-    open_listener,
-    peer_name,
-    set_role,
-)
+from probe.exits import describe_status
+from server.listener import ACCEPTS_PER_WAKEUP, Acceptor, listen_address, open_listener
+from server.log import log, set_role
+from server.peers import is_quiet, peer_name
+from server.stop import StopSignals
 
-# A child exits 0 after a clean EOF and 1 when the connection broke (reset, broken pipe).
-EXIT_CLEAN, EXIT_CONNECTION_LOST = 0, 1
+# A child exits 0 after a clean EOF, 1 when the connection broke (reset, broken pipe), and
+# 70 (EX_SOFTWARE) when anything else went wrong on its path: a bug, MemoryError...
+EXIT_CLEAN, EXIT_CONNECTION_LOST, EXIT_CHILD_FAILED = 0, 1, 70
+DEFAULT_MAX_CHILDREN = 512
 STOP_GRACE_SECONDS = 1.5
-
-
-def describe_status(status: int) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    if code >= 0:
-        return f"exit {code}"
-    return f"killed by signal {-code} ({signal.Signals(-code).name})"
 
 
 def echo_until_eof(client: socket.socket, buffer: bytearray) -> tuple[int, OSError | None]:
@@ -55,21 +47,19 @@ def echo_until_eof(client: socket.socket, buffer: bytearray) -> tuple[int, OSErr
 
 
 class Mistakes:
-    """Break-it switches, all off by default: each makes one warning of the notes come true.
-
-    A plain class, not a dataclass: importing dataclasses grows the parent by 1.6 MB, and a
-    bigger parent makes every fork() slower.
-    """
+    """Break-it switches, all off by default: each makes one warning of the notes come true."""
 
     def __init__(
         self,
         no_reap: bool = False,  # exited children stay zombies
         child_keeps_listener: bool = False,  # the port stays open while any child lives
         parent_keeps_client: bool = False,  # clients never see EOF; the parent leaks sockets
+        single_waitpid: bool = False,  # one SIGCHLD for many exits leaves zombies behind
     ) -> None:
         self.no_reap = no_reap
         self.child_keeps_listener = child_keeps_listener
         self.parent_keeps_client = parent_keeps_client
+        self.single_waitpid = single_waitpid
 
     def announce(self) -> None:
         if self.no_reap:
@@ -78,24 +68,85 @@ class Mistakes:
             log("BREAK-IT --child-keeps-listener: children keep the listening socket open")
         if self.parent_keeps_client:
             log("BREAK-IT --parent-keeps-client: the parent never closes client sockets")
+        if self.single_waitpid:
+            log("BREAK-IT --single-waitpid: one waitpid() per SIGCHLD, however many exited")
 
 
 class ForkingEchoServer:
     def __init__(
-        self, host: str, port: int, max_children: int, mistakes: Mistakes | None = None
+        self,
+        host: str,
+        port: int,
+        max_children: int = DEFAULT_MAX_CHILDREN,
+        mistakes: Mistakes | None = None,
     ) -> None:
         set_role("fork-server")
         self.listener = open_listener(host, port)
+        self.acceptor = Acceptor(self.listener)
         self.max_children = max_children
         self.mistakes = mistakes or Mistakes()
         self.children: dict[int, str | None] = {}  # pid -> peer (None: served unlogged)
         self.exited: list[tuple[int, int]] = []  # (pid, status): reaped, not yet settled
         self.kept_clients: list[socket.socket] = []  # --parent-keeps-client only
-        # Allocated once in the parent: a child writes only the pages its echo touches.
-        self.echo_buffer = bytearray(65536)
-        self.shutdown = Shutdown()
-        if not mistakes.no_reap:
+        self.full = False  # at max_children: new connections wait in the backlog
+        self.echo_buffer = shared_echo_buffer()
+        self.signals = StopSignals()
+        if not self.mistakes.no_reap:
             signal.signal(signal.SIGCHLD, self.reap_children)
+
+    # ------------------------------------------------------------ the parent
+
+    def serve_forever(self) -> int:
+        log(
+            f"listening on {listen_address(self.listener)} "
+            f"(fork server, max {self.max_children} children)"
+        )
+        freeze_heap()
+        self.mistakes.announce()
+        while not self.signals.requested:
+            self.settle_exits()
+            if self.wait_while_full():
+                continue
+            if pause := self.acceptor.pause_left():
+                self.signals.wait(pause)  # out of descriptors: let the backlog hold them
+                continue
+            ready, _, _ = select.select([self.listener, self.signals.wakeup_fd], [], [])
+            if self.signals.wakeup_fd in ready:
+                self.signals.drain()
+            if self.listener in ready:
+                self.accept_and_fork()
+        self.stop()
+        return 0
+
+    def accept_and_fork(self) -> None:
+        for client, address in self.acceptor.accept(self.room()):
+            self.settle_exits()
+            if not self.fork_child(client, address) or self.signals.requested:
+                return
+
+    def fork_child(self, client: socket.socket, address: tuple) -> bool:
+        peer, quiet = peer_name(address), is_quiet(address)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            pid = os.fork()
+        except OSError as error:
+            # The notes: if fork() fails, close the client socket and go on.
+            client.close()
+            log(f"fork failed ({error}): closed client {peer}")
+            self.signals.wait(1.0)  # retry once a child exits, not in a tight loop
+            return False
+        if pid == 0:
+            self.run_child(client, peer, quiet)
+        self.children[pid] = None if quiet else peer
+        # The child holds its own descriptor; the parent's copy would keep the
+        # connection open after the child closes it (the client would never see EOF).
+        if self.mistakes.parent_keeps_client:
+            self.kept_clients.append(client)  # a Python socket closes when collected
+        else:
+            client.close()
+        if not quiet:
+            log(f"new client connected... {peer} -> child {pid}")
+        return True
 
     def reap_children(self, _signum: int = 0, _frame: object = None) -> None:
         # Signals do not queue: one SIGCHLD may stand for many exits. A single waitpid()
@@ -110,6 +161,8 @@ class ForkingEchoServer:
             # Python runs this handler between any two steps of the main loop, even between
             # fork() and recording the new pid: the main loop updates its table (settle).
             self.exited.append((pid, status))
+            if self.mistakes.single_waitpid:
+                return
 
     def settle_exits(self) -> None:
         while self.exited:
@@ -117,84 +170,46 @@ class ForkingEchoServer:
             if self.children.pop(pid, "") is not None:
                 log(f"removed proc id: {pid} ({describe_status(status)})")
 
-    def serve_forever(self) -> int:
-        log(
-            f"listening on {listen_address(self.listener)} "
-            f"(fork server, max {self.max_children} children)"
-        )
-        # Move every object so far out of the collector's reach: a collection in a child
-        # would write to all of them and copy the parent's memory page by page.
-        gc.freeze()
-        self.mistakes.announce()
-        at_limit = False
-        while not self.shutdown.requested:
-            self.settle_exits()
-            if self.at_limit():
-                if not at_limit:
-                    log(
-                        f"at the limit of {self.max_children} children: "
-                        "new connections wait in the backlog"
-                    )
-                    at_limit = True
-                self.shutdown.wait(1.0)  # SIGCHLD wakes us as soon as a child exits
-                continue
-            if at_limit:
-                log(f"below the limit of {self.max_children} children again: accepting")
-                at_limit = False
-            ready, _, _ = select.select([self.listener, self.shutdown.wakeup_fd], [], [])
-            if self.shutdown.wakeup_fd in ready:
-                self.shutdown.drain()
-            if self.listener in ready:
-                self.accept_and_fork()
-        self.stop()
-        return 0
-
-    def at_limit(self) -> bool:
+    def room(self) -> int:
         # Unreaped children are not counted: zombies pile up until fork() itself fails.
-        return not self.mistakes.no_reap and len(self.children) >= self.max_children
+        if self.mistakes.no_reap:
+            return ACCEPTS_PER_WAKEUP
+        return self.max_children - len(self.children)
 
-    def accept_and_fork(self) -> None:
-        while not self.at_limit() and not self.shutdown.requested:
-            self.settle_exits()
-            try:
-                client, address = self.listener.accept()
-            except (BlockingIOError, ConnectionAbortedError):
-                return
-            except OSError as error:  # EMFILE, ENFILE, ENOBUFS: wait instead of spinning
-                log(f"accept failed ({error}): pausing accepts for 1 s")
-                self.shutdown.wait(1.0)
-                return
-            peer = peer_name(address)
-            quiet = is_quiet(address)
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                pid = os.fork()
-            except OSError as error:
-                # The notes: if fork() fails, close the client socket and go on.
-                client.close()
-                log(f"fork failed ({error}): closed client {peer}")
-                self.shutdown.wait(1.0)  # retry once a child exits, not in a tight loop
-                return
-            if pid == 0:
-                self.run_child(client, peer, quiet)
-            self.children[pid] = None if quiet else peer
-            # The child holds its own descriptor; the parent's copy would keep the
-            # connection open after the child closes it (the client would never see EOF).
-            if self.mistakes.parent_keeps_client:
-                self.kept_clients.append(client)  # a Python socket closes when collected
-            else:
-                client.close()
-            if not quiet:
-                log(f"new client connected... {peer} -> child {pid}")
+    def wait_while_full(self) -> bool:
+        """At max_children, sleep until a child exits (SIGCHLD wakes us); True if it slept."""
+        full = self.room() <= 0
+        if full and not self.full:
+            log(
+                f"at the limit of {self.max_children} children: new connections wait in the backlog"
+            )
+        elif self.full and not full:
+            log(f"below the limit of {self.max_children} children again: accepting")
+        self.full = full
+        if full:
+            self.signals.wait(1.0)
+        return full
 
-    def run_child(self, client: socket.socket, peer: str, quiet: bool) -> None:
-        # Every page the child writes is copied from the parent, so it runs the notes' child
-        # and nothing else: its signal handlers stay as inherited (see Shutdown).
-        self.shutdown.close_in_child()
-        # The child serves one client: its copy of the listening socket would keep the
-        # port open after the parent closes it.
-        if not self.mistakes.child_keeps_listener:
-            os.close(self.listener.fileno())
+    # ------------------------------------------------------------ the child
+
+    def run_child(self, client: socket.socket, peer: str, quiet: bool) -> NoReturn:
+        # A child must never return into the parent's accept loop, whatever goes wrong on its
+        # path: os._exit() in a `finally` (socketserver: "This must never return").
+        status = EXIT_CHILD_FAILED
+        try:
+            self.signals.close_in_child()
+            # The child serves one client: its copy of the listening socket would keep the
+            # port open after the parent closes it.
+            if not self.mistakes.child_keeps_listener:
+                os.close(self.listener.fileno())
+            status = self.echo_one_client(client, peer, quiet)
+        except BaseException as error:
+            log(f"child failed... {peer}: {error!r}", "fork-child")
+        finally:
+            # _exit, not exit: the parent's clean-up (atexit, finally blocks) must not run twice.
+            os._exit(status)
+
+    def echo_one_client(self, client: socket.socket, peer: str, quiet: bool) -> int:
         status = EXIT_CLEAN
         echoed, error = echo_until_eof(client, self.echo_buffer)
         if error is None:
@@ -204,13 +219,14 @@ class ForkingEchoServer:
             log(f"client lost... {peer} after {echoed} bytes echoed: {error}", "fork-child")
             status = EXIT_CONNECTION_LOST
         client.close()
-        # _exit, not exit: the parent's clean-up (atexit, finally blocks) must not run twice.
-        os._exit(status)
+        return status
+
+    # ------------------------------------------------------------ the stop
 
     def stop(self) -> None:
         self.settle_exits()
         log(
-            f"shutting down on {self.shutdown.requested}: closing the listener, "
+            f"shutting down on {self.signals.requested}: closing the listener, "
             f"ending {len(self.children)} children"
         )
         self.listener.close()
@@ -219,7 +235,7 @@ class ForkingEchoServer:
         self.signal_children(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self.children and time.monotonic() < deadline:
-            self.shutdown.wait(0.05)  # the SIGCHLD handler reaps them as they exit
+            self.signals.wait(0.05)  # the SIGCHLD handler reaps them as they exit
             self.settle_exits()
         if self.children:
             self.signal_children(signal.SIGKILL)
@@ -234,3 +250,21 @@ class ForkingEchoServer:
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
+
+
+# ---------------------------------------------------------------- speed and memory
+# Measured by the benchmark: a child copies every page of the parent that it writes to, so
+# the parent prepares what children share and leaves nothing for them to write needlessly.
+# (Mistakes is a plain class for the same reason: importing dataclasses grows the parent
+# by 1.6 MB, and a bigger parent makes every fork() slower.)
+
+
+def shared_echo_buffer() -> bytearray:
+    """Allocated once in the parent: a child writes only the pages its echo touches."""
+    return bytearray(65536)
+
+
+def freeze_heap() -> None:
+    """Move every object so far out of the collector's reach: a collection in a child would
+    write to all of them and copy the parent's memory page by page."""
+    gc.freeze()

@@ -1,69 +1,24 @@
-"""What every server model shares: the listening socket, the log, and signal-driven shutdown.
+"""The listening socket, and the one accept loop every server and the delay proxy share.
 
-Each model module (forking, selecting) then reads like the lecture notes: the lesson and
-nothing else.
+One policy for accept(), written once: a bounded batch per wake-up, so a connection storm
+cannot starve the clients already served; and when descriptors or memory run out (EMFILE,
+ENFILE, ENOBUFS, ENOMEM), a pause: the connection stays in the backlog, the caller stops
+watching the listener until `pause_left()` is zero and serves everyone else meanwhile
+(watching it at once would report it readable again: a busy loop; sleeping would stall
+every client).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import select
-import signal
 import socket
 import time
+from collections.abc import Iterator
 
-# select() watches descriptors below FD_SETSIZE only: glibc's fd_set is a fixed 1024-bit array.
-FD_SETSIZE = 1024
+from server.log import log
+from server.peers import peer_name
 
-_role = "server"
-
-
-def set_role(role: str) -> None:
-    """Name this process in every log line (fork-server, fork-child, select-server...)."""
-    global _role
-    _role = role
-
-
-# Fixed once: looking up sys.stderr.fileno() per line would touch (and, in a forking
-# server, copy) more of the parent's memory on every connection.
-_LOG_FD = 2  # stderr
-_stamp_second, _stamp = -1, ""
-
-
-def log(message: str, role: str | None = None) -> None:
-    """Write one event as one line, flushed at once.
-
-    A single os.write() per line: safe inside signal handlers and forked children (no lock,
-    no buffer to inherit), and lines from many processes never interleave mid-line.
-    """
-    global _stamp_second, _stamp
-    now = time.time()
-    second = int(now)
-    if second != _stamp_second:
-        _stamp_second, _stamp = second, time.strftime("%H:%M:%S", time.localtime(second))
-    line = f"{_stamp}.{int((now - second) * 1000):03d} {role or _role}[{os.getpid()}] {message}\n"
-    with contextlib.suppress(OSError):  # a closed log pipe must never take the server down
-        os.write(_LOG_FD, line.encode(errors="replace"))
-
-
-_quiet_hosts: frozenset[str] = frozenset()
-
-
-def set_quiet_hosts(hosts: list[str]) -> None:
-    """Serve these hosts without logging them: a container's own health probe, every few
-    seconds, would otherwise bury the demo's lines."""
-    global _quiet_hosts
-    _quiet_hosts = frozenset(hosts)
-
-
-def is_quiet(address: tuple) -> bool:
-    return address[0] in _quiet_hosts
-
-
-def peer_name(address: tuple) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+ACCEPTS_PER_WAKEUP = 64
+ACCEPT_PAUSE_SECONDS = 1.0
 
 
 def open_listener(host: str, port: int) -> socket.socket:
@@ -82,57 +37,26 @@ def listen_address(sock: socket.socket) -> str:
     return peer_name(sock.getsockname())
 
 
-class Shutdown:
-    """SIGTERM/SIGINT/SIGHUP set a flag and wake the main loop through a self-pipe.
+class Acceptor:
+    """accept() on a non-blocking listener, by the policy in this module's docstring."""
 
-    Python retries a select() interrupted by a signal (PEP 475), so a flag alone would not
-    wake it; signal.set_wakeup_fd writes a byte to `wakeup_fd` on every signal, and the main
-    loop watches that descriptor beside its sockets. Explicit handlers matter as PID 1 in a
-    container, where the kernel applies no default action to SIGTERM.
+    def __init__(self, listener: socket.socket) -> None:
+        self.listener = listener
+        self.paused_until = 0.0  # monotonic time when accepting may resume
 
-    A forked child keeps these handlers (resetting each through the signal module would copy
-    memory in every child): in a child, the handler takes the signal's default action.
-    """
+    def accept(self, room: int = ACCEPTS_PER_WAKEUP) -> Iterator[tuple[socket.socket, tuple]]:
+        """Yield (socket, address) for at most `room` waiting connections (and one batch)."""
+        for _ in range(min(room, ACCEPTS_PER_WAKEUP)):
+            try:
+                connection = self.listener.accept()
+            except (BlockingIOError, ConnectionAbortedError):
+                return  # the backlog is empty (or its head gave up before we got to it)
+            except OSError as error:
+                log(f"accept failed ({error}): pausing accepts for {ACCEPT_PAUSE_SECONDS:g} s")
+                self.paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
+                return
+            yield connection
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self._owner = os.getpid()
-        self._reader, self._writer = socket.socketpair()
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
-        signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
-        for signum in self.SIGNALS:
-            signal.signal(signum, self._request)
-
-    def _request(self, signum: int, _frame: object) -> None:
-        if os.getpid() != self._owner:  # a forked child: die of the signal, as by default
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        if self.requested is None:
-            self.requested = signal.Signals(signum).name
-
-    @property
-    def wakeup_fd(self) -> int:
-        return self._reader.fileno()
-
-    def drain(self) -> None:
-        """Empty the self-pipe after a wake-up, so the next select() blocks again."""
-        try:
-            while self._reader.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def close_in_child(self) -> None:
-        """A forked child drops the parent's self-pipe: it serves one client, nothing else."""
-        signal.set_wakeup_fd(-1)
-        os.close(self._reader.fileno())
-        os.close(self._writer.fileno())
-
-    def wait(self, timeout: float) -> None:
-        """Sleep until any signal arrives or `timeout` passes."""
-        select.select([self._reader], [], [], timeout)
-        self.drain()
+    def pause_left(self) -> float:
+        """Seconds until accepting may resume after a failed accept(); 0.0 when it may now."""
+        return max(0.0, self.paused_until - time.monotonic())

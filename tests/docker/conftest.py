@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
+import signal
 import time
 from collections.abc import Callable, Iterator
 
@@ -19,14 +19,19 @@ from docker.models.containers import Container
 from pytest_docker.plugin import DockerComposeExecutor, Services, get_docker_services
 
 from tests.docker.support import (
+    IN_CONTAINER,
     REPO_ROOT,
     Server,
+    address_of,
     compose_labels,
     container_logs,
+    detach,
     detect_compose_command,
     health_of,
     poll,
+    remove_stale_stacks,
     resolve_base_image,
+    stack_project_name,
 )
 
 SERVERS = {"fork-server": 9000, "select-server": 9001}
@@ -38,10 +43,17 @@ STOPS_STACK = "stops_stack"
 _timings = pytest.StashKey[dict[str, float]]()
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{STOPS_STACK}: stops the session's stack; runs after every other test"
     )
+    # SIGTERM (`docker stop`, a CI cancel) as Ctrl-C: pytest unwinds, and every stack's
+    # teardown runs instead of the process just dying with the stack left running.
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -64,6 +76,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     """A docker SDK client to a live engine; no engine is a failure, not a skip."""
+    unix_socket = "DOCKER_HOST" not in os.environ and os.path.exists("/var/run/docker.sock")
+    if IN_CONTAINER and not unix_socket and "DOCKER_HOST" not in os.environ:
+        pytest.fail(
+            "the engine's socket is not mounted in this container: run the suite with "
+            '`docker compose run --rm test`, or `-m "not docker"` for the other tiers',
+            pytrace=False,
+        )
     problem = None
     try:
         client = docker.from_env()
@@ -76,6 +95,8 @@ def docker_client() -> Iterator[docker.DockerClient]:
             '`pytest -m "not docker"` for the host tier only',
             pytrace=False,
         )
+    for line in remove_stale_stacks(client):
+        print(line, flush=True)
     yield client
     client.close()
 
@@ -99,7 +120,7 @@ def docker_compose_file() -> str:
 
 @pytest.fixture(scope="session")
 def docker_compose_project_name() -> str:
-    return f"echolab-test-{os.getpid()}-{secrets.token_hex(3)}"
+    return stack_project_name("session")
 
 
 @pytest.fixture(scope="session")
@@ -205,6 +226,9 @@ def docker_services(
         if problem is not None:
             pytest.fail(f"bringing the stack up failed: {problem}", pytrace=False)
         up_done = time.monotonic()
+        # Runs before pytest-docker's `down` (last in, first out): a network this
+        # container joined could not be removed.
+        stack.callback(detach, docker_client, [f"{docker_compose_project_name}_default"])
         # From here on, pytest-docker's own `finally` runs the clean-up, whatever happens.
         try:
             _wait_healthy(docker_client, docker_compose_project_name, HEALTHY_TIMEOUT_SECONDS)
@@ -261,7 +285,9 @@ def service_container(
 
 
 def _server(services: Services, find: Callable[[str], Container], service: str) -> Server:
-    return Server(service, find(service), services.port_for(service, SERVERS[service]))
+    container = find(service)
+    host, port = address_of(container.client, container, SERVERS[service])
+    return Server(service, container, port, host)
 
 
 @pytest.fixture(scope="session")

@@ -9,24 +9,31 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import docker
+from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from probe.procfs import Stat, TcpSocket, parse_children, parse_net_tcp, parse_stat, socket_inode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LOCALHOST = "127.0.0.1"  # the only address the stack publishes on; never a container IP
+LOCALHOST = "127.0.0.1"  # the only address the stack publishes on, from the host
+# Set by the test stage: the suite runs in a container, whose loopback is its own. The
+# docker tier then joins each stack's network and reaches servers there by container name.
+IN_CONTAINER = os.environ.get("ECHOLAB_IN_CONTAINER") == "1"
 COMPOSE_CANDIDATES = ("docker compose", "docker-compose")
 
 T = TypeVar("T")
@@ -67,6 +74,118 @@ def resolve_base_image(timeout: float = 900.0) -> str:
 
 
 # ---------------------------------------------------------------- containers
+
+
+# Stacks are named <prefix>-<kind>-<owner>-<pid>-<random>: the owner (h + host name, or
+# c + the test container's id) says who may call a stack stale. Compose labels every
+# container, network and volume it creates with the project name.
+PROJECT_PREFIX = os.environ.get("ECHOLAB_TEST_PROJECT", "echolab-test")
+
+
+def owner_token() -> str:
+    name = re.sub(r"[^a-z0-9]", "", socket.gethostname().lower())[:24] or "host"
+    return f"c{name}" if IN_CONTAINER else f"h{name}"
+
+
+def stack_project_name(kind: str) -> str:
+    """A compose project name of this run's own, e.g. echolab-test-session-hbox-4242-a1b2c3."""
+    return f"{PROJECT_PREFIX}-{kind}-{owner_token()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _owner_gone(client: docker.DockerClient, owner: str, pid: int) -> bool:
+    """True only when the run that made a stack is provably over; unknown owners are kept."""
+    if owner == owner_token() and not IN_CONTAINER:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    if owner.startswith("c"):
+        try:
+            return client.containers.get(owner[1:]).status != "running"
+        except NotFound:
+            return True
+    return False  # another host's run: not ours to judge
+
+
+def remove_stale_stacks(client: docker.DockerClient) -> list[str]:
+    """Remove stacks left by interrupted runs (found by their project label); one line each."""
+    label = "com.docker.compose.project"
+    projects = {
+        c.labels.get(label, "") for c in client.containers.list(all=True, filters={"label": label})
+    }
+    projects |= {
+        (n.attrs.get("Labels") or {}).get(label, "")
+        for n in client.networks.list(filters={"label": label})
+    }
+    projects = {p for p in projects if p.startswith(PROJECT_PREFIX + "-")}
+    lines = []
+    for project in sorted(projects):
+        parts = project[len(PROJECT_PREFIX) + 1 :].rsplit("-", 3)
+        if len(parts) != 4 or not parts[2].isdigit():
+            continue
+        if not _owner_gone(client, parts[1], int(parts[2])):
+            continue
+        found = {"label": f"{label}={project}"}
+        for container in client.containers.list(all=True, filters=found):
+            container.remove(force=True, v=True)
+        for network in client.networks.list(filters=found):
+            with suppress(APIError):
+                network.remove()
+        for volume in client.volumes.list(filters=found):
+            with suppress(APIError):
+                volume.remove(force=True)
+        lines.append(f"removed stale stack {project} (left by an interrupted run)")
+    return lines
+
+
+def own_container(client: docker.DockerClient) -> Container:
+    """The container this suite runs in (its hostname is its id, as Docker sets it)."""
+    try:
+        return client.containers.get(socket.gethostname())
+    except NotFound:
+        raise RuntimeError(
+            f"ECHOLAB_IN_CONTAINER=1 but no container {socket.gethostname()} on this engine: "
+            "run the suite with `docker compose run --rm test`"
+        ) from None
+
+
+def address_of(client: docker.DockerClient, container: Container, port: int) -> tuple[str, int]:
+    """Where this suite reaches `port` of `container`.
+
+    From the host: 127.0.0.1 and the published ephemeral port. From a container: the
+    container's name on a network both share, joining the container's first network if
+    need be (`detach` undoes it before the stack is taken down).
+    """
+    container.reload()
+    if not IN_CONTAINER:
+        bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{port}/tcp")
+        if not bindings:
+            raise LookupError(f"{container.name} publishes no port for {port}/tcp")
+        return LOCALHOST, int(bindings[0]["HostPort"])
+    me = own_container(client)
+    me.reload()
+    theirs = container.attrs["NetworkSettings"]["Networks"]
+    shared = [name for name in theirs if name in me.attrs["NetworkSettings"]["Networks"]]
+    network = shared[0] if shared else next(iter(theirs))
+    if not shared:
+        client.networks.get(network).connect(me)
+    if network == "bridge":  # the default bridge has no DNS: its address, then
+        container.reload()
+        return container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], port
+    return container.name, port
+
+
+def detach(client: docker.DockerClient, network_names: list[str]) -> None:
+    """Leave the networks this suite joined, so `down` can remove them (no-op from the host)."""
+    if not IN_CONTAINER:
+        return
+    me = own_container(client)
+    for name in network_names:
+        with suppress(NotFound, APIError):  # not joined, or already gone
+            client.networks.get(name).disconnect(me, force=True)
 
 
 def compose_labels(project: str, service: str) -> list[str]:
@@ -209,7 +328,8 @@ def process_table(container: Container) -> ProcessTable:
 class Server:
     service: str  # compose service name, e.g. "fork-server"
     container: Container
-    port: int  # the ephemeral host port on 127.0.0.1
+    port: int  # the ephemeral host port on 127.0.0.1, or the container's own port
+    host: str = LOCALHOST  # or the container's name on the stack's network
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -222,13 +342,13 @@ def recv_exactly(sock: socket.socket, size: int) -> bytes:
 
 @contextmanager
 def connected_clients(
-    port: int, count: int, timeout: float = 20.0
+    port: int, count: int, timeout: float = 20.0, host: str = LOCALHOST
 ) -> Iterator[list[socket.socket]]:
     """`count` connections held open at once, each proven served by one echo; closed on exit."""
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
-            socks.append(socket.create_connection((LOCALHOST, port), timeout=timeout))
+            socks.append(socket.create_connection((host, port), timeout=timeout))
         for index, sock in enumerate(socks):
             line = f"client {index} is here\n".encode()
             sock.sendall(line)
@@ -241,7 +361,7 @@ def connected_clients(
             sock.close()
 
 
-def echo_exchange(port: int, payload: bytes, timeout: float = 60.0) -> bytes:
+def echo_exchange(port: int, payload: bytes, timeout: float = 60.0, host: str = LOCALHOST) -> bytes:
     """Send `payload` while reading the echo, half-close, return every byte until EOF.
 
     Writing and reading at once (a thread writes): a server echoing a large payload would
@@ -249,7 +369,7 @@ def echo_exchange(port: int, payload: bytes, timeout: float = 60.0) -> bytes:
     """
     errors: list[BaseException] = []
     received = bytearray()
-    with socket.create_connection((LOCALHOST, port), timeout=timeout) as sock:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
 
         def send() -> None:
             try:
@@ -271,10 +391,12 @@ def echo_exchange(port: int, payload: bytes, timeout: float = 60.0) -> bytes:
     return bytes(received)
 
 
-def run_client(port: int, *args: str, timeout: float = 120.0) -> dict[str, Any]:
-    """Run the project's split-I/O client against 127.0.0.1:port; return its JSON report."""
+def run_client(
+    port: int, *args: str, timeout: float = 120.0, host: str = LOCALHOST
+) -> dict[str, Any]:
+    """Run the project's split-I/O client against host:port; return its JSON report."""
     result = subprocess.run(
-        [sys.executable, "-m", "client", "--server", f"{LOCALHOST}:{port}", *args, "--json"],
+        [sys.executable, "-m", "client", "--server", f"{host}:{port}", *args, "--json"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

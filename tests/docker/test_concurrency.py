@@ -46,7 +46,7 @@ def all_gone(table: ProcessTable) -> bool:
 
 
 def test_fork_server_has_one_child_per_client_and_reaps_them_all(fork_server: Server) -> None:
-    with connected_clients(fork_server.port, CLIENTS):
+    with connected_clients(fork_server.port, CLIENTS, host=fork_server.host):
         table = process_table(fork_server.container)
         assert listens(table, SERVER_PID, SERVERS[fork_server.service]), "PID 1 is not the server"
         ours = children_serving_clients(table)
@@ -68,7 +68,7 @@ def test_fork_server_has_one_child_per_client_and_reaps_them_all(fork_server: Se
 
 
 def test_select_server_holds_every_client_in_one_process(select_server: Server) -> None:
-    with connected_clients(select_server.port, CLIENTS):
+    with connected_clients(select_server.port, CLIENTS, host=select_server.host):
         table = process_table(select_server.container)
         assert listens(table, SERVER_PID, SERVERS[select_server.service]), "PID 1 is not the server"
         assert table.children_of(SERVER_PID) == set(), "the select server forked"

@@ -16,7 +16,7 @@ EVERY_BYTE_VALUE = bytes(range(256))
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_the_client_gets_back_exactly_what_it_sent(server: Server, size: int) -> None:
-    report = run_client(server.port, "--bytes", str(size))
+    report = run_client(server.port, "--bytes", str(size), host=server.host)
     assert report["exit_code"] == 0, report
     assert (report["ok"], report["failed"]) == (1, 0), report["errors"]
     assert report["bytes_sent"] == report["bytes_received"] == size
@@ -26,6 +26,6 @@ def test_the_client_gets_back_exactly_what_it_sent(server: Server, size: int) ->
 def test_every_byte_value_comes_back_in_order(server: Server, size: int) -> None:
     """Raw socket: 0x00..0xff repeated or cut to `size`; nothing more, nothing less."""
     payload = (EVERY_BYTE_VALUE * (size // 256 + 1))[:size]
-    echoed = echo_exchange(server.port, payload)
+    echoed = echo_exchange(server.port, payload, host=server.host)
     assert len(echoed) == size
     assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -29,11 +28,14 @@ from tests.docker.conftest import SERVERS
 from tests.docker.support import (
     LOCALHOST,
     REPO_ROOT,
+    address_of,
     compose_labels,
     container_logs,
+    detach,
     health_of,
     poll,
     process_table,
+    stack_project_name,
 )
 from tests.faults.figures import record
 
@@ -68,12 +70,9 @@ class Stack:
         assert len(found) == 1, f"{len(found)} containers for {service}"
         return found[0]
 
-    def port(self, service: str) -> int:
-        container = self.container(service)
-        container.reload()
-        bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{SERVERS[service]}/tcp")
-        assert bindings, f"{service} publishes no port now"
-        return int(bindings[0]["HostPort"])
+    def address(self, service: str) -> tuple[str, int]:
+        """127.0.0.1 and the published port from the host; name and port from a container."""
+        return address_of(self.client, self.container(service), SERVERS[service])
 
     def wait_healthy(self, service: str, timeout: float = HEALTHY_TIMEOUT_S) -> float:
         started = time.monotonic()
@@ -98,7 +97,7 @@ def own_stack(
     docker_compose_file: str,
     compose_environment: dict[str, str],
 ) -> Iterator[Stack]:
-    project = f"echolab-faults-{os.getpid()}-{secrets.token_hex(3)}"
+    project = stack_project_name("faults")
     stack = Stack(docker_compose_command, docker_compose_file, project, docker_client)
     try:
         stack.run("up", "-d", *sorted(SERVERS))
@@ -107,6 +106,7 @@ def own_stack(
         yield stack
     finally:
         with contextlib.suppress(Exception):
+            detach(docker_client, [f"{project}_default"])
             stack.run("down", "-v", "--remove-orphans")
 
 
@@ -125,9 +125,11 @@ def sees_end(sock: socket.socket, timeout: float) -> bool:
     return False
 
 
-def echo_once(port: int, payload: bytes = b"after the restart\n", timeout: float = 5.0) -> bool:
+def echo_once(
+    address: tuple[str, int], payload: bytes = b"after the restart\n", timeout: float = 5.0
+) -> bool:
     try:
-        with socket.create_connection((LOCALHOST, port), timeout=timeout) as sock:
+        with socket.create_connection(address, timeout=timeout) as sock:
             sock.sendall(payload)
             sock.shutdown(socket.SHUT_WR)
             got = bytearray()
@@ -141,13 +143,13 @@ def echo_once(port: int, payload: bytes = b"after the restart\n", timeout: float
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("service", sorted(SERVERS))
 def test_compose_restart_with_clients_attached(service: str, own_stack: Stack) -> None:
-    port = own_stack.port(service)
-    held = [socket.create_connection((LOCALHOST, port), timeout=10) for _ in range(HELD)]
+    host, port = address = own_stack.address(service)
+    held = [socket.create_connection(address, timeout=10) for _ in range(HELD)]
     for i, sock in enumerate(held):
         line = f"held {i}\n".encode()
         sock.sendall(line)
         assert sock.recv(64) == line
-    argv = [sys.executable, "-m", "client", "--server", f"{LOCALHOST}:{port}"]
+    argv = [sys.executable, "-m", "client", "--server", f"{host}:{port}"]
     argv += ["--bytes", "20000000", "--chunk-size", "1000", "--interval", "0.002"]
     client = subprocess.Popen(
         [*argv, "--timeout", "15"],
@@ -177,8 +179,8 @@ def test_compose_restart_with_clients_attached(service: str, own_stack: Stack) -
         sock.close()
     own_stack.wait_healthy(service)
     healthy_s = time.monotonic() - started
-    new_port = own_stack.port(service)
-    served = poll(lambda: echo_once(new_port), bool, 20, interval=0.2)
+    new_address = own_stack.address(service)
+    served = poll(lambda: echo_once(new_address), bool, 20, interval=0.2)
     served_s = time.monotonic() - started
     stderr = err.decode(errors="replace").strip()
     failure = next((line for line in stderr.splitlines() if "FAILED" in line), stderr[-160:])
@@ -193,7 +195,7 @@ def test_compose_restart_with_clients_attached(service: str, own_stack: Stack) -
         client_error=failure,
         client_ends_s=round(client_s, 2),
         restart_s=round(restarted_s, 2),
-        port_changed=new_port != port,
+        port_changed=new_address != address,
         zombies=len(table.zombies()),
         recover_s=round(healthy_s, 2),
         first_echo_s=round(served_s, 2),
@@ -217,13 +219,13 @@ EAGAIN_LINE = "fork failed ([Errno 11] Resource temporarily unavailable): closed
 @pytest.fixture
 def pids_limited_fork_server(
     docker_client: docker.DockerClient, service_container: Callable[[str], Container]
-) -> Iterator[tuple[Container, int]]:
+) -> Iterator[tuple[Container, tuple[str, int]]]:
     """The stack's image as a fork server with pids_limit=12 and room for 100 children."""
     image = service_container("fork-server").image
     container = docker_client.containers.run(
         image.id,
         ["python3", "-m", "server", "fork", "--port", "9000", "--max-children", "100"],
-        name=f"echolab-pids-{os.getpid()}-{secrets.token_hex(3)}",
+        name=stack_project_name("pids"),
         detach=True,
         ports={"9000/tcp": (LOCALHOST, None)},
         pids_limit=PIDS_LIMIT,
@@ -237,19 +239,17 @@ def pids_limited_fork_server(
     try:
         logs = poll(lambda: container_logs(container), lambda text: "listening on" in text, 30)
         assert "listening on" in logs, logs
-        container.reload()
-        port = int(container.attrs["NetworkSettings"]["Ports"]["9000/tcp"][0]["HostPort"])
-        yield container, port
+        yield container, address_of(docker_client, container, 9000)
     finally:
         container.remove(force=True)
 
 
 @pytest.mark.timeout(120)
 def test_fork_server_at_its_pids_limit_closes_the_excess_and_recovers(
-    pids_limited_fork_server: tuple[Container, int],
+    pids_limited_fork_server: tuple[Container, tuple[str, int]],
 ) -> None:
-    container, port = pids_limited_fork_server
-    crowd = Crowd(port)
+    container, (host, port) = pids_limited_fork_server
+    crowd = Crowd(port, host=host)
     try:
         crowd.connect(CONNECTIONS)
         crowd.send_all()
@@ -263,7 +263,7 @@ def test_fork_server_at_its_pids_limit_closes_the_excess_and_recovers(
         crowd.close("served")  # children exit, pids free up
         crowd.drive(quiet_s=10, limit_s=60)
         recover_s = time.monotonic() - released
-        after = poll(lambda: echo_once(port), bool, 10, interval=0.2)
+        after = poll(lambda: echo_once((host, port)), bool, 10, interval=0.2)
     finally:
         crowd.close()
     logs = container_logs(container)

@@ -34,7 +34,9 @@ def forked_and_reaped(container: Container) -> tuple[Counter[str], Counter[str]]
 
 
 def test_fork_server_logs_a_reaped_pid_for_every_forked_pid(fork_server: Server) -> None:
-    report = run_client(fork_server.port, "--connections", "5", "--bytes", "4096")
+    report = run_client(
+        fork_server.port, "--connections", "5", "--bytes", "4096", host=fork_server.host
+    )
     assert report["exit_code"] == 0, report
 
     forked, reaped = poll(

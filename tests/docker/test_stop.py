@@ -14,7 +14,7 @@ from docker.models.containers import Container
 from pytest_docker.plugin import DockerComposeExecutor, Services
 
 from tests.docker.conftest import SERVERS, STOPS_STACK
-from tests.docker.support import connected_clients, container_logs
+from tests.docker.support import address_of, connected_clients, container_logs
 
 pytestmark = [pytest.mark.docker, getattr(pytest.mark, STOPS_STACK)]
 
@@ -31,8 +31,10 @@ def test_compose_stop_ends_the_server_at_once_with_exit_0(
     compose: DockerComposeExecutor,
     service_container: Callable[[str], Container],
 ) -> None:
-    port = docker_services.port_for(service, SERVERS[service])
-    with connected_clients(port, CLIENTS_DURING_STOP):
+    host, port = address_of(
+        service_container(service).client, service_container(service), SERVERS[service]
+    )
+    with connected_clients(port, CLIENTS_DURING_STOP, host=host):
         started = time.monotonic()
         compose.execute(f"stop {service}")
         elapsed = time.monotonic() - started

@@ -18,7 +18,7 @@ from probe import procfs
 from probe.footprint import private_kib
 from probe.peers import SlowPeers
 from probe.sessions import MIB, payload_of, run_sessions
-from server.selecting import BUFFER_LIMIT
+from server.multiplexing import BUFFER_LIMIT
 from tests.faults.conftest import wait_idle
 from tests.faults.figures import mib, record
 from tests.host.support import ServerProcess

@@ -255,11 +255,14 @@ def start_server(
     group: int | None = None,
     rlimits: dict[str, tuple[int, int]] | None = None,
     startup_timeout: float = 15.0,
+    code: str | None = None,
 ) -> ServerProcess:
     """Start `python -m server MODEL --host 127.0.0.1 --port 0 ARGS` and wait until it listens.
 
     With `user` (and `group`), the server runs as that uid, with no supplementary groups.
     `rlimits` maps resource names to (soft, hard), e.g. {"RLIMIT_NPROC": (3, 3)}.
+    `code` runs that Python source (`python -c`) in place of `-m server`, with the same
+    arguments: a test that uses the server as a library, or patches it first.
     """
     python, cwd = sys.executable, REPO_ROOT
     extra: dict[str, Any] = {}
@@ -267,7 +270,8 @@ def start_server(
         group = group if group is not None else os.getgid()
         python, cwd = runnable_as(user, group)
         extra = {"user": user, "group": group, "extra_groups": []}
-    argv = [python, "-m", "server", model, "--host", HOST, "--port", "0", *args]
+    entry = ["-m", "server"] if code is None else ["-c", code]
+    argv = [python, *entry, model, "--host", HOST, "--port", "0", *args]
     if rlimits:
         argv = [python, "-c", _SET_LIMITS_THEN_EXEC, json.dumps(rlimits), *argv]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")

@@ -1,4 +1,4 @@
-"""Byte-exact echo on both servers: empty, one byte, every byte value, many small writes, MiBs.
+"""Byte-exact echo on each server model: empty, one byte, every byte value, many small writes, MiBs.
 
 Each payload goes through the split-I/O client (which verifies every byte) and through raw
 sockets in this process (which verify independently of the client).

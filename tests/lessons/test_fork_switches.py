@@ -153,3 +153,42 @@ def test_the_parent_closes_its_copy_so_the_client_sees_eof(fork_server: ServerPr
     assert recv_until_eof(socks[0], timeout=5) == b"", "EOF once the child closes"
     for sock in socks:
         sock.close()
+
+
+# ---------------------------------------------------------------- waitpid in a loop
+
+BURST = 200  # children that exit together: their SIGCHLDs merge into a few
+
+
+def close_together(server: ServerProcess) -> list[int]:
+    """BURST clients served, then closed at once; the children that served them."""
+    socks, kids = serve_clients(server, BURST)
+    for sock in socks:
+        sock.close()
+    wait_until(
+        lambda: all(not procfs.is_alive(k) or k in procfs.zombies_among([k]) for k in kids),
+        30,
+        what=f"all {BURST} children to exit",
+    )
+    time.sleep(0.5)  # a reaping server would have collected them within milliseconds
+    return kids
+
+
+@pytest.mark.timeout(120)
+def test_one_waitpid_per_sigchld_leaves_zombies_when_many_exit_at_once(
+    server_factory: StartServer,
+) -> None:
+    server = server_factory("fork", "--single-waitpid")
+    server.wait_for_log(r"BREAK-IT --single-waitpid")
+    kids = close_together(server)
+    zombies = procfs.zombies_among(kids)
+    assert zombies, "one signal stood for several exits: each unwaited exit stays a zombie"
+    removed = [line for line in server.log_lines() if "removed proc id" in line]
+    assert len(removed) == BURST - len(zombies), "one exit reaped per signal handled"
+
+
+@pytest.mark.timeout(120)
+def test_waitpid_in_a_loop_reaps_every_child_of_a_burst(fork_server: ServerProcess) -> None:
+    kids = close_together(fork_server)
+    assert procfs.zombies_among(kids) == []
+    fork_server.wait_children(0, timeout=5)

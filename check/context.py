@@ -1,0 +1,31 @@
+"""What a check function gets: the target, the model being checked, and the run's pace."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from check.target import Target
+from probe.sockets import connect
+
+
+@dataclass
+class Context:
+    target: Target
+    model: str  # "fork" or "select"
+    quick: bool = False
+
+    @property
+    def host(self) -> str:
+        return self.target.host
+
+    @property
+    def port(self) -> int:
+        return self.target.port
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        return connect(self.port, timeout, self.host)
+
+    def scale(self, full: int, quick: int) -> int:
+        """A count for this run: `quick` under --quick."""
+        return quick if self.quick else full

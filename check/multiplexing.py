@@ -1,0 +1,93 @@
+"""The select model: one process serves every client, also past select()'s FD_SETSIZE."""
+
+from __future__ import annotations
+
+import time
+
+from check.context import Context
+from check.holders import holders, sockets_hidden, tree
+from check.results import Outcome
+from probe.sessions import Crowd
+from probe.sockets import roundtrip
+
+FD_SETSIZE = 1024
+PAST_FD_SETSIZE = 1100
+
+
+def single_process(ctx: Context) -> Outcome:
+    count = 20
+    socks = []
+    try:
+        for i in range(count):
+            sock = ctx.connect()
+            socks.append(sock)
+            tag = f"client {i}\n".encode()
+            if roundtrip(sock, tag, 5.0) != tag:
+                raise ConnectionError(f"client {i} got no echo")
+        processes = [s for s in tree(ctx.target) if s.state not in ("Z", "X")]
+        snap = ctx.target.snapshot()
+        by_root = sum(1 for sock in socks if any(p.pid == snap.root for p in holders(snap, sock)))
+    finally:
+        for sock in socks:
+            sock.close()
+    threads = sum(s.num_threads for s in processes)
+    figures = {"clients": count, "processes": len(processes), "threads": threads}
+    if len(processes) > 1:
+        return Outcome.fail(
+            f"{count} clients connected, {len(processes)} processes serving them",
+            "a select server forks nothing: one process watches the listener and every "
+            "client with select() and serves whichever is ready",
+            **figures,
+        )
+    if not sockets_hidden(snap) and by_root < count:
+        return Outcome.fail(
+            f"the server process holds {by_root} of {count} connected clients",
+            "every accepted client stays in the one process's watched set until it leaves",
+            **figures,
+        )
+    extra = f", {threads} threads" if threads > 1 else ""
+    return Outcome.ok(f"{count} clients served by one process{extra}", **figures)
+
+
+def past_fd_setsize(ctx: Context) -> Outcome:
+    count = PAST_FD_SETSIZE
+    crowd = Crowd(ctx.port, size=64, host=ctx.host)
+    started = time.monotonic()
+    try:
+        crowd.connect(count, limit_s=15.0)
+        connected = len(crowd.socks)
+        crowd.send_all()
+        # Each member hangs up once served: that frees a place for one still waiting.
+        crowd.drive(quiet_s=3.0, limit_s=20.0, close_served=True)
+    finally:
+        crowd.close()
+    took = time.monotonic() - started
+    alive = ctx.target.alive()
+    figures = {
+        "clients": count,
+        "connected": connected,
+        "served": crowd.count("served"),
+        "refused": crowd.count("refused"),
+        "waiting": crowd.count("pending"),
+        "mismatched": crowd.count("mismatched"),
+        "server_alive": alive,
+        "seconds": round(took, 1),
+    }
+    hint = (
+        f"select() watches descriptors below FD_SETSIZE ({FD_SETSIZE}) only: stop accepting "
+        "while the next descriptor would pass it (new clients wait in the listen backlog) "
+        "and accept again as clients leave; or use poll()/epoll, which have no such limit"
+    )
+    if not alive:
+        return Outcome.fail(
+            f"the server died with {count} clients connecting at once", hint, **figures
+        )
+    if crowd.count("served") < count:
+        return Outcome.fail(
+            f"{crowd.count('served')} of {count} clients at once were served "
+            f"({crowd.count('refused')} refused, {crowd.count('pending')} still waiting, "
+            f"{count - connected} could not connect)",
+            hint,
+            **figures,
+        )
+    return Outcome.ok(f"{count} clients at once: all served, in {took:.1f} s", **figures)
