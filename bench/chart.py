@@ -50,8 +50,8 @@ def draw(records: list[Record], path: Path) -> Path | None:
     except ImportError:
         return None
     runs = group(records)
-    palette = plt.get_cmap("tab10")
-    colors = {s: palette(i % 10) for i, s in enumerate(_servers(records))}
+    palette = plt.get_cmap("tab20")  # 13 servers and references: no colour twice
+    colors = {s: palette(i % 20) for i, s in enumerate(_servers(records))}
     fig, axes = plt.subplots(2, 3, figsize=(19, 9.5))
     (rr_ax, rate_ax, reap_ax), (mem_ax, crowd_ax, spare_ax) = axes
     spare_ax.axis("off")

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "listen.h"
+
 static void reap(int sig) {
     int saved = errno;
     (void)sig;
@@ -43,25 +45,11 @@ static int echo(int fd) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s HOST PORT\n", argv[0]);
-        return 2;
-    }
     int one = 1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2]))};
-    socklen_t len = sizeof addr;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0 || inet_pton(AF_INET, argv[1], &addr.sin_addr) != 1 ||
-        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lfd, SOMAXCONN) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&addr, &len) < 0) {
-        perror("listen");
-        return 1;
-    }
+    int lfd = listen_from_args(argc, argv, "c fork server");
     struct sigaction sa = {.sa_handler = reap, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, NULL);
-    fprintf(stderr, "listening on %s:%d (c fork server)\n", argv[1], ntohs(addr.sin_port));
     for (;;) {
         int cfd = accept(lfd, NULL, NULL);
         if (cfd < 0) {

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "listen.h"
+
 #define BUF 65536
 static char *buf[FD_SETSIZE];
 static size_t off[FD_SETSIZE], len[FD_SETSIZE];
@@ -28,23 +30,9 @@ static void drop(int fd, fd_set *all) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s HOST PORT\n", argv[0]);
-        return 2;
-    }
     int one = 1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2]))};
-    socklen_t alen = sizeof addr;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0 || inet_pton(AF_INET, argv[1], &addr.sin_addr) != 1 ||
-        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lfd, SOMAXCONN) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&addr, &alen) < 0) {
-        perror("listen");
-        return 1;
-    }
+    int lfd = listen_from_args(argc, argv, "c select server");
     fcntl(lfd, F_SETFL, O_NONBLOCK);
-    fprintf(stderr, "listening on %s:%d (c select server)\n", argv[1], ntohs(addr.sin_port));
     fd_set readers, writers;
     FD_ZERO(&readers);
     FD_ZERO(&writers);
