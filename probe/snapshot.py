@@ -366,12 +366,40 @@ class _Reader:
         return roots
 
     def holder_of_port(self, port: int) -> int | None:
-        """The first process (lowest in the tree) holding the socket listening on `port`."""
+        """The first process (lowest in the tree) holding the socket listening on `port`.
+
+        Finding it means reading every process's descriptors; the one found last time is
+        asked first: if that same process (pid and start time) still holds a listener on
+        `port` that its parent does not hold, it is still the first holder.
+        """
+        key = (self.root, port)
+        known = _HOLDERS.get(key)
+        if known is not None and self._still_first_holder(*known, port):
+            return known[0]
         for pid in self.server_roots():
-            tcp = self.tcp(pid)
-            if any(tcp[i].local_port == port for i in self.listen_inodes(pid)):
+            if self._listens_on(pid, port):
+                if len(_HOLDERS) >= _HOLDERS_MAX:
+                    _HOLDERS.clear()
+                _HOLDERS[key] = (pid, self.stats[pid].starttime)
                 return pid
+        _HOLDERS.pop(key, None)
         return None
+
+    def _listens_on(self, pid: int, port: int) -> set[int]:
+        tcp = self.tcp(pid)
+        return {i for i in self.listen_inodes(pid) if tcp[i].local_port == port}
+
+    def _still_first_holder(self, pid: int, starttime: int, port: int) -> bool:
+        st = self.stats.get(pid)
+        if st is None or st.starttime != starttime or st.state in ("Z", "X"):
+            return False
+        held = self._listens_on(pid, port)
+        return bool(held) and not held & self.listen_inodes(st.ppid)
+
+
+# (proc root, port) -> (pid, starttime) of the process found listening there last time.
+_HOLDERS: dict[tuple[str, int], tuple[int, int]] = {}
+_HOLDERS_MAX = 1024
 
 
 def take(root_pid: int, proc_root: str = procfs.PROC) -> ServerSnapshot:
