@@ -205,8 +205,18 @@ def all_pids(root: str = PROC) -> list[int]:
 
 
 def stat(pid: int, root: str = PROC) -> Stat | None:
-    text = _read(f"{root}/{pid}/stat")  # plain strings: this runs for every process, often
-    return parse_stat(text) if text else None
+    # os.open/os.read on a plain string: this runs for every process, several times a second.
+    try:
+        fd = os.open(f"{root}/{pid}/stat", os.O_RDONLY)
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return None  # the process is gone
+    try:
+        raw = os.read(fd, 4096)  # one line of at most ~1 kB
+    except ProcessLookupError:
+        return None
+    finally:
+        os.close(fd)
+    return parse_stat(raw.decode(errors="replace")) if raw else None
 
 
 def status(pid: int, root: str = PROC) -> dict[str, str] | None:
