@@ -392,7 +392,7 @@ def tcp_sockets(
 # as text on every read. NETLINK_SOCK_DIAG (inet_diag, what `ss` uses) asks the kernel for the
 # sockets of given states and ports only, of the reader's own network namespace.
 NETLINK_SOCK_DIAG = 4
-SOCK_DIAG_BY_FAMILY = 20
+TCPDIAG_GETSOCK = 18
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 INET_DIAG_REQ_BYTECODE = 1
@@ -435,21 +435,17 @@ def diag_tcp_sockets(states: int, ports: Iterable[int] = ()) -> list[TcpSocket]:
     if wanted:
         code = _port_bytecode(wanted)
         attr = struct.pack("=HH", 4 + len(code), INET_DIAG_REQ_BYTECODE) + code
-    out: list[TcpSocket] = []
+    # TCPDIAG_GETSOCK with struct inet_diag_req (family AF_UNSPEC): IPv4 and IPv6 in one walk
+    # of the kernel's table, which is shared by every namespace (a container's too).
+    body = struct.pack("=BBBB48sII", socket.AF_UNSPEC, 0, 0, 0, bytes(48), states, 0) + attr
+    head = struct.pack("=IHHII", 16 + len(body), TCPDIAG_GETSOCK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as nl:
         nl.settimeout(2.0)
-        for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), start=1):
-            req = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, states) + bytes(48)
-            body = req + attr
-            head = struct.pack(
-                "=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0
-            )
-            nl.send(head + body)
-            out.extend(_diag_replies(nl, seq))
-    return out
+        nl.send(head + body)
+        return _diag_replies(nl, 1, TCPDIAG_GETSOCK)
 
 
-def _diag_replies(nl: socket.socket, seq: int) -> list[TcpSocket]:
+def _diag_replies(nl: socket.socket, seq: int, kind_wanted: int) -> list[TcpSocket]:
     out: list[TcpSocket] = []
     while True:
         data = nl.recv(1 << 16)
@@ -466,7 +462,7 @@ def _diag_replies(nl: socket.socket, seq: int) -> list[TcpSocket]:
                 if kind == NLMSG_ERROR:
                     errno = -struct.unpack_from("=i", data, offset + 16)[0]
                     raise OSError(errno, f"sock_diag refused: {os.strerror(errno)}")
-                if kind == SOCK_DIAG_BY_FAMILY:
+                if kind == kind_wanted:
                     out.append(_diag_row(data, offset + 16))
             offset += (length + 3) & ~3
 
