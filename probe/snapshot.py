@@ -24,7 +24,6 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from probe import procfs
 
@@ -174,34 +173,50 @@ def _socket_views(fds: dict[int, int], tcp: dict[int, procfs.TcpSocket]) -> tupl
 def _readable_socket_fds(pid: int, root: str) -> dict[int, int] | None:
     """{fd: inode} of a process's sockets; None when its descriptors are not ours to see."""
     try:
-        os.listdir(Path(root, str(pid), "fd"))
-    except PermissionError:
-        return None
-    except (FileNotFoundError, ProcessLookupError):
-        return {}
-    try:
         return procfs.socket_fds(pid, root)
     except PermissionError:
         return None
 
 
-def _argv(pid: int, root: str) -> tuple[str, ...]:
+# A process's command line does not change while it runs one program: read once per process,
+# named by (pid, starttime) since a pid may be reused, and comm, which an exec changes.
+_ARGV_CACHE: dict[tuple[str, int, int, str], tuple[str, ...]] = {}
+_ARGV_CACHE_MAX = 4096  # dropped whole when full: nothing grows over a day of demos
+
+
+def _argv(pid: int, root: str, st: procfs.Stat | None = None) -> tuple[str, ...]:
+    key = (root, pid, st.starttime, st.comm) if st is not None else None
+    if key is not None and key in _ARGV_CACHE:
+        return _ARGV_CACHE[key]
     try:
-        raw = Path(root, str(pid), "cmdline").read_bytes()
+        with open(f"{root}/{pid}/cmdline", "rb") as f:
+            raw = f.read()
     except OSError:
         return ()
-    return tuple(raw.decode(errors="replace").split("\0")[:-1])
+    argv = tuple(raw.decode(errors="replace").split("\0")[:-1])
+    if key is not None and argv:  # a zombie's is empty, and so is a gone process's
+        if len(_ARGV_CACHE) >= _ARGV_CACHE_MAX:
+            _ARGV_CACHE.clear()
+        _ARGV_CACHE[key] = argv
+    return argv
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: str) -> str:
     try:
-        return path.read_text()
+        with open(path) as f:
+            return f.read()
     except OSError:
         return ""  # gone, or not ours to read: no rows
 
 
-def _listening(row: procfs.TcpSocket) -> bool:
-    return row.state == "LISTEN"
+def _own_netns(root: str) -> str | None:
+    """This process's network namespace, when `root` is the live /proc (netlink sees only it)."""
+    if os.path.realpath(root) != procfs.PROC:
+        return None
+    try:
+        return os.readlink("/proc/self/ns/net")
+    except OSError:
+        return None
 
 
 class _Reader:
@@ -220,30 +235,58 @@ class _Reader:
         self._text: dict[str, str] = {}
         self._rows: dict[tuple[str, frozenset[int] | None], dict[int, procfs.TcpSocket]] = {}
         self._fds: dict[int, dict[int, int] | None] = {}
+        self._own_netns = _own_netns(proc_root)
+        self._roots: list[int] | None = None
 
     def _netns(self, pid: int) -> str:
         try:
-            return os.readlink(Path(self.root, str(pid), "ns", "net"))
+            return os.readlink(f"{self.root}/{pid}/ns/net")
         except OSError:
             return f"pid {pid}"
+
+    def _diag(self, netns: str, wanted: frozenset[int] | None) -> list[procfs.TcpSocket] | None:
+        """The rows from netlink, filtered by state and port in the kernel; None when netlink
+        cannot answer for `netns` (another namespace, a fake /proc, or refused)."""
+        if netns != self._own_netns:
+            return None
+        try:
+            if wanted is None:
+                return procfs.diag_tcp_sockets(procfs.LISTEN_STATES)
+            if not wanted:
+                return []
+            return procfs.diag_tcp_sockets(procfs.HELD_STATES, wanted)
+        except OSError:
+            self._own_netns = None  # refused (a locked-down sandbox): /proc/net/tcp from now on
+            return None
+
+    def _table_rows(self, pid: int, netns: str, wanted: frozenset[int] | None) -> list:
+        if netns not in self._text:
+            texts = [_read_text(f"{self.root}/{pid}/net/{n}") for n in ("tcp", "tcp6")]
+            self._text[netns] = "\n".join(t.split("\n", 1)[-1] for t in texts if t)
+        needles = [f":{p:04X} " for p in wanted] if wanted is not None else [":0000 0A "]
+        text = self._text[netns]
+        if len(needles) == 1:  # the usual case: one port, one substring test per row
+            lines = [ln for ln in text.splitlines() if needles[0] in ln]
+        else:
+            lines = [ln for ln in text.splitlines() if any(n in ln for n in needles)]
+        return procfs.parse_net_tcp("header\n" + "\n".join(lines))
 
     def tcp(self, pid: int, ports: Iterable[int] | None = None) -> dict[int, procfs.TcpSocket]:
         """{inode: row} of the listening sockets in `pid`'s network namespace, or of every
         socket bound to one of `ports` there.
 
-        The table is read once per namespace and only the rows asked for are parsed: a busy
-        host lists tens of thousands of TIME_WAIT rows that are nobody's lesson.
+        Over netlink when `pid` shares this reader's network namespace: the kernel sends only
+        the listeners, or only the sockets on `ports`. Else /proc/<pid>/net/tcp{,6} is read
+        once per namespace and only the rows asked for are parsed: a busy host lists tens of
+        thousands of TIME_WAIT rows that are nobody's lesson.
         """
         netns = self._netns(pid)
-        if netns not in self._text:
-            texts = [_read_text(Path(self.root, str(pid), "net", n)) for n in ("tcp", "tcp6")]
-            self._text[netns] = "\n".join(t.split("\n", 1)[-1] for t in texts if t)
         wanted = frozenset(ports) if ports is not None else None
         key = (netns, wanted)
         if key not in self._rows:
-            needles = [f":{p:04X} " for p in wanted] if wanted is not None else [":0000 0A "]
-            lines = [ln for ln in self._text[netns].splitlines() if any(n in ln for n in needles)]
-            rows = procfs.parse_net_tcp("header\n" + "\n".join(lines))
+            rows = self._diag(netns, wanted)
+            if rows is None:
+                rows = self._table_rows(pid, netns, wanted)
             self._rows[key] = {
                 r.inode: r
                 for r in rows
@@ -300,30 +343,63 @@ class _Reader:
                     sockets_visible=fds is not None,
                 )
             )
-        argv = _argv(root_pid, self.root)
+        argv = _argv(root_pid, self.root, self.stats[root_pid])
         return ServerSnapshot(root=root_pid, processes=tuple(processes), argv=argv)
 
     def server_roots(self, exclude: Iterable[int] = ()) -> list[int]:
         """Processes holding a listening TCP socket their parent does not hold."""
         skip = set(exclude)
+        if not skip and self._roots is not None:
+            return self._roots
         holders = {
             pid: inodes
             for pid in self.stats
             if pid not in skip and (inodes := self.listen_inodes(pid))
         }
-        return sorted(
+        roots = sorted(
             pid
             for pid, inodes in holders.items()
             if not inodes & holders.get(self.stats[pid].ppid, set())
         )
+        if not skip:
+            self._roots = roots  # one pass answers every port asked about
+        return roots
 
     def holder_of_port(self, port: int) -> int | None:
-        """The first process (lowest in the tree) holding the socket listening on `port`."""
+        """The first process (lowest in the tree) holding the socket listening on `port`.
+
+        Finding it means reading every process's descriptors; the one found last time is
+        asked first: if that same process (pid and start time) still holds a listener on
+        `port` that its parent does not hold, it is still the first holder.
+        """
+        key = (self.root, port)
+        known = _HOLDERS.get(key)
+        if known is not None and self._still_first_holder(*known, port):
+            return known[0]
         for pid in self.server_roots():
-            tcp = self.tcp(pid)
-            if any(tcp[i].local_port == port for i in self.listen_inodes(pid)):
+            if self._listens_on(pid, port):
+                if len(_HOLDERS) >= _HOLDERS_MAX:
+                    _HOLDERS.clear()
+                _HOLDERS[key] = (pid, self.stats[pid].starttime)
                 return pid
+        _HOLDERS.pop(key, None)
         return None
+
+    def _listens_on(self, pid: int, port: int) -> set[int]:
+        tcp = self.tcp(pid)
+        return {i for i in self.listen_inodes(pid) if tcp[i].local_port == port}
+
+    def _still_first_holder(self, pid: int, starttime: int, port: int) -> bool:
+        st = self.stats.get(pid)
+        if st is None or st.starttime != starttime or st.state in ("Z", "X"):
+            return False
+        held = self._listens_on(pid, port)
+        return bool(held) and not held & self.listen_inodes(st.ppid)
+
+
+# (proc root, port) -> (pid, starttime) of the process found listening there last time.
+_HOLDERS: dict[tuple[str, int], tuple[int, int]] = {}
+_HOLDERS_MAX = 1024
 
 
 def take(root_pid: int, proc_root: str = procfs.PROC) -> ServerSnapshot:

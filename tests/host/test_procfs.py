@@ -168,3 +168,36 @@ def test_readers_take_another_proc_root(tmp_path: os.PathLike[str]) -> None:
     assert procfs.all_pids(fake) == [77, 78]
     assert procfs.children_of(77, fake) == [78]
     assert procfs.zombies_among([77, 78], fake) == [78]
+
+
+def test_netlink_gives_the_rows_proc_net_tcp_gives_on_the_ports_asked() -> None:
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]
+    ports = [s.getsockname()[1] for s in listeners]
+    client = socket.create_connection(("127.0.0.1", ports[1]))
+    accepted, _ = listeners[1].accept()
+    try:
+        asked = [ports[0], ports[1]]
+        by_netlink = procfs.diag_tcp_sockets(procfs.HELD_STATES, asked)
+        by_text = [
+            s for p in asked for s in procfs.tcp_sockets(local_port=p) if s.state != "TIME_WAIT"
+        ]
+        assert sorted(by_netlink, key=lambda s: s.inode) == sorted(by_text, key=lambda s: s.inode)
+        assert {(s.local_port, s.state) for s in by_netlink} == {
+            (ports[0], "LISTEN"),
+            (ports[1], "LISTEN"),
+            (ports[1], "ESTABLISHED"),
+        }, "the third listener and the client's end (remote port only) are filtered out"
+        listening = procfs.diag_tcp_sockets(procfs.LISTEN_STATES)
+        assert {s.local_port for s in listening} >= set(ports)
+        assert all(s.state == "LISTEN" for s in listening)
+    finally:
+        for s in (client, accepted, *listeners):
+            s.close()
+
+
+def test_socket_fds_reads_the_links_and_nothing_of_a_gone_process() -> None:
+    with socket.socket() as sock:
+        fds = procfs.socket_fds(os.getpid())
+        inode = os.stat(f"/proc/self/fd/{sock.fileno()}").st_ino
+        assert fds[sock.fileno()] == inode
+    assert procfs.socket_fds(2**22 + 1) == {}, "a pid that is not there: no descriptors"

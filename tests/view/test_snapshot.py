@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterable
 from pathlib import Path
 
-from probe import snapshot
+import pytest
+
+from probe import procfs, snapshot
 
 TCP_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
 
@@ -79,3 +83,56 @@ def test_a_process_that_exits_between_two_reads_is_skipped(tmp_path: Path) -> No
     assert [p.pid for p in snap.processes] == [1, 7]
     assert 22 not in [p.pid for s in snapshot.servers(str(root)) for p in s.processes]
     assert snapshot.take(4242, str(root)).processes == (), "a server that is gone: empty"
+
+
+def test_a_server_restarted_on_its_port_is_found_under_its_new_pid(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path)
+    assert snapshot.on_ports([9009], str(root))[9009].root == 20  # remembered as the holder
+    broken = ["python3", "-m", "server", "fork", "--port", "9009", "--no-reap"]
+    fake_process(root, 30, 0, "S", broken, [200])  # the restarted server, same listener
+    (root / "30" / "net").symlink_to(root / "20" / "net")
+    for fd in (root / "20" / "fd").iterdir():
+        fd.unlink()  # the old one closed its listener (then exits)
+    assert snapshot.on_ports([9009], str(root))[9009].root == 30
+    (root / "20" / "stat").unlink()  # gone: its pid is no longer in /proc
+    assert snapshot.on_ports([9009], str(root))[9009].root == 30
+
+
+def test_a_reused_pid_has_its_own_command_line(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path)
+    assert snapshot.take(1, str(root)).model == "fork"
+    (root / "1" / "cmdline").write_bytes(b"python3\0-m\0server\0select\0--port\x009000\0")
+    assert snapshot.take(1, str(root)).model == "fork", "same pid, same start: not re-read"
+    stat = (root / "1" / "stat").read_text().split()
+    stat[21] = "777"  # field 22, starttime: another process under the same pid
+    (root / "1" / "stat").write_text(" ".join(stat) + "\n")
+    assert snapshot.take(1, str(root)).model == "select"
+
+
+def test_netlink_and_proc_net_tcp_give_the_same_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    try:
+        calls: list[int] = []
+        real_diag = procfs.diag_tcp_sockets
+
+        def counted(states: int, ports: Iterable[int] = ()) -> list[procfs.TcpSocket]:
+            calls.append(states)
+            return real_diag(states, ports)
+
+        monkeypatch.setattr(procfs, "diag_tcp_sockets", counted)
+        by_netlink = snapshot.as_json(snapshot.take(os.getpid()))
+        assert calls, "the live /proc of this namespace is read over netlink"
+
+        def refused(states: int, ports: Iterable[int] = ()) -> list[procfs.TcpSocket]:
+            raise PermissionError(13, "sock_diag refused")  # a locked-down sandbox
+
+        monkeypatch.setattr(procfs, "diag_tcp_sockets", refused)
+        by_text = snapshot.as_json(snapshot.take(os.getpid()))
+        assert by_text == by_netlink
+        kinds = sorted(s["kind"] for s in by_text["processes"][0]["sockets"])
+        assert kinds == ["connected", "listen"], "the client's end is not on the server's port"
+    finally:
+        for s in (client, accepted, listener):
+            s.close()
