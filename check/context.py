@@ -6,7 +6,7 @@ import socket
 from dataclasses import dataclass
 
 from check.target import Target
-from probe.sockets import connect
+from probe.sockets import connect, roundtrip
 
 
 @dataclass
@@ -25,6 +25,22 @@ class Context:
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
         return connect(self.port, timeout, self.host)
+
+    def echoed_clients(self, count: int) -> list[socket.socket]:
+        """`count` connections, each echoed once: by then each has its server side in place."""
+        socks: list[socket.socket] = []
+        try:
+            for i in range(count):
+                sock = self.connect()
+                socks.append(sock)
+                tag = f"client {i}\n".encode()
+                if roundtrip(sock, tag, 5.0) != tag:
+                    raise ConnectionError(f"client {i} got no echo")
+        except BaseException:
+            for sock in socks:
+                sock.close()
+            raise
+        return socks
 
     def scale(self, full: int, quick: int) -> int:
         """A count for this run: `quick` under --quick."""

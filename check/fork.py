@@ -18,7 +18,6 @@ from check.holders import holders, live_children, poll, sockets_hidden, zombie_c
 from check.results import Outcome
 from probe.sessions import Crowd
 from probe.snapshot import ProcessView, ServerSnapshot
-from probe.sockets import roundtrip
 
 CLIENTS = 5
 SETTLE_S = 2.0  # how long exited children may take to be reaped, under a loaded CPU
@@ -27,23 +26,6 @@ HINT_REAP = (
     "an exited child stays a zombie until its parent waits for it: handle SIGCHLD with a loop "
     "on waitpid(-1, WNOHANG) until it returns 0"
 )
-
-
-def _clients(ctx: Context, count: int) -> list[socket.socket]:
-    """`count` connections, each echoed once: by then each has its server side in place."""
-    socks: list[socket.socket] = []
-    try:
-        for i in range(count):
-            sock = ctx.connect()
-            socks.append(sock)
-            tag = f"client {i}\n".encode()
-            if roundtrip(sock, tag, 5.0) != tag:
-                raise ConnectionError(f"client {i} got no echo")
-    except BaseException:
-        for sock in socks:
-            sock.close()
-        raise
-    return socks
 
 
 def _served_by(
@@ -67,7 +49,7 @@ def _zombies(ctx: Context) -> int:
 
 
 def one_child_per_client(ctx: Context) -> Outcome:
-    socks = _clients(ctx, CLIENTS)
+    socks = ctx.echoed_clients(CLIENTS)
     try:
         snap, held = _served_by(ctx, socks)
     finally:
@@ -111,7 +93,7 @@ def reaping(ctx: Context) -> Outcome:
     served: set[int] = set()
     for _ in range(CLIENTS):  # one at a time: each exit has a SIGCHLD of its own
         kids = live_children(ctx.target)
-        [sock] = _clients(ctx, 1)
+        [sock] = ctx.echoed_clients(1)
         with sock:
             served |= _new_child(ctx, kids)
         time.sleep(0.1)
@@ -131,7 +113,7 @@ def reaping(ctx: Context) -> Outcome:
             **figures,
         )
     kids = live_children(ctx.target)
-    [sock] = _clients(ctx, 1)
+    [sock] = ctx.echoed_clients(1)
     with sock:
         new = _new_child(ctx, kids)
         for pid in new:
@@ -194,7 +176,7 @@ def reaping_burst(ctx: Context) -> Outcome:
 
 
 def listener_closed_in_child(ctx: Context) -> Outcome:
-    socks = _clients(ctx, 3)
+    socks = ctx.echoed_clients(3)
     try:
         snap, held = _served_by(ctx, socks)
     finally:
@@ -218,7 +200,7 @@ def listener_closed_in_child(ctx: Context) -> Outcome:
 
 
 def client_closed_in_parent(ctx: Context) -> Outcome:
-    socks = _clients(ctx, 3)
+    socks = ctx.echoed_clients(3)
 
     def read() -> tuple[ServerSnapshot, int, int]:
         snap = ctx.target.snapshot()

@@ -8,7 +8,6 @@ from check.context import Context
 from check.holders import holders, sockets_hidden, tree
 from check.results import Outcome
 from probe.sessions import Crowd
-from probe.sockets import roundtrip
 
 FD_SETSIZE = 1024
 PAST_FD_SETSIZE = 1100
@@ -16,14 +15,8 @@ PAST_FD_SETSIZE = 1100
 
 def single_process(ctx: Context) -> Outcome:
     count = 20
-    socks = []
+    socks = ctx.echoed_clients(count)
     try:
-        for i in range(count):
-            sock = ctx.connect()
-            socks.append(sock)
-            tag = f"client {i}\n".encode()
-            if roundtrip(sock, tag, 5.0) != tag:
-                raise ConnectionError(f"client {i} got no echo")
         processes = [s for s in tree(ctx.target) if s.state not in ("Z", "X")]
         snap = ctx.target.snapshot()
         by_root = sum(1 for sock in socks if any(p.pid == snap.root for p in holders(snap, sock)))
