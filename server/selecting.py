@@ -7,6 +7,7 @@ reach 1024 (`--no-fd-cap` shows why: select() then refuses the whole set).
 
 from __future__ import annotations
 
+import os
 import select
 
 from probe.limits import raise_open_files
@@ -61,5 +62,7 @@ class SelectEchoServer(MultiplexingEchoServer):
             readable, writable, _ = select.select(list(self.reads), list(self.writes), [], timeout)
         except ValueError as error:  # only with --no-fd-cap: a descriptor >= FD_SETSIZE
             log(f"select() failed: {error} (highest fd {max(self.reads | self.writes)}): exiting")
-            raise SystemExit(EXIT_SELECT_FAILED) from None
+            # At once: the kernel closes every descriptor; a slow interpreter teardown would
+            # leave a dying server that a SIGTERM meanwhile kills by signal instead.
+            os._exit(EXIT_SELECT_FAILED)
         return readable, writable
