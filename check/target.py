@@ -111,6 +111,28 @@ class _Watched:
         )
 
 
+def _wait_for_listener(
+    root: int,
+    port: int,
+    proc_root: str,
+    timeout: float,
+    gone: Callable[[list[procfs.Stat]], str | None],
+    late: Callable[[], str],
+) -> int:
+    """The pid in root's tree that listens on `port`, polled for up to `timeout`; CannotCheck
+    with `gone`'s reason when the server is gone, or `late()` when nothing listened in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tree = procfs.process_tree(root, proc_root)
+        if (reason := gone(tree)) is not None:
+            raise CannotCheck(reason)
+        if (holder := _listening_holder(tree, port, proc_root)) is not None:
+            return holder
+        if time.monotonic() >= deadline:
+            raise CannotCheck(late())
+        time.sleep(0.05)
+
+
 def _listening_holder(tree: list[procfs.Stat], port: int, proc_root: str) -> int | None:
     """The shallowest process of `tree` holding a LISTEN socket on `port` (None: none yet).
 
@@ -187,27 +209,30 @@ class CommandTarget:
 
     def _wait_listening(self) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + self.listen_timeout
-        while True:
-            status = self.proc.poll()
-            if status is not None:
-                self._status = status
-                raise CannotCheck(
-                    f"the command exited at once ({describe_returncode(status)}) before listening "
-                    f"on port {self.port}{self._last_words()}"
-                )
-            tree = procfs.process_tree(self.proc.pid, self.proc_root)
-            holder = _listening_holder(tree, self.port, self.proc_root)
-            if holder is not None:
-                self._root = holder
-                self._watched.note(self.snapshot(), self.proc_root)
-                return
-            if time.monotonic() >= deadline:
-                raise CannotCheck(
-                    f"nothing listened on port {self.port} within {self.listen_timeout:g} s "
-                    f"(does the server listen on the port it is given?){self._last_words()}"
-                )
-            time.sleep(0.05)
+        proc = self.proc
+
+        def exited(_tree: list[procfs.Stat]) -> str | None:
+            status = proc.poll()
+            if status is None:
+                return None
+            self._status = status
+            return (
+                f"the command exited at once ({describe_returncode(status)}) before listening "
+                f"on port {self.port}{self._last_words()}"
+            )
+
+        self._root = _wait_for_listener(
+            proc.pid,
+            self.port,
+            self.proc_root,
+            self.listen_timeout,
+            gone=exited,
+            late=lambda: (
+                f"nothing listened on port {self.port} within {self.listen_timeout:g} s "
+                f"(does the server listen on the port it is given?){self._last_words()}"
+            ),
+        )
+        self._watched.note(self.snapshot(), self.proc_root)
 
     def _last_words(self) -> str:
         """The last line the server wrote, to say why it did not start."""
@@ -333,21 +358,18 @@ class AttachedTarget:
         return self._description or where
 
     def start(self) -> None:
-        deadline = time.monotonic() + self.listen_timeout
-        while True:
-            tree = procfs.process_tree(self._given_root, self.proc_root)
-            if not tree:
-                raise CannotCheck(f"no process {self._given_root} to check")
-            holder = _listening_holder(tree, self.port, self.proc_root)
-            if holder is not None:
-                self._root = holder
-                self._watched.note(self.snapshot(), self.proc_root)
-                return
-            if time.monotonic() >= deadline:
-                raise CannotCheck(
-                    f"nothing listened on port {self.port} within {self.listen_timeout:g} s"
-                )
-            time.sleep(0.05)
+        def missing(tree: list[procfs.Stat]) -> str | None:
+            return None if tree else f"no process {self._given_root} to check"
+
+        self._root = _wait_for_listener(
+            self._given_root,
+            self.port,
+            self.proc_root,
+            self.listen_timeout,
+            gone=missing,
+            late=lambda: f"nothing listened on port {self.port} within {self.listen_timeout:g} s",
+        )
+        self._watched.note(self.snapshot(), self.proc_root)
 
     @property
     def root_pid(self) -> int:
