@@ -16,7 +16,7 @@ WORKDIR /app
 USER 10001:10001
 CMD ["bash"]
 
-# The test runner (docker compose run --rm test): every tier of the suite in Linux, with
+# The test runner (docker compose -f docker-compose.test.yml run --rm test): every tier of the suite in Linux, with
 # nothing on the host but Docker. The checkout is mounted read-only at /app; the docker tier
 # drives its own stack on the engine through the mounted socket (see README, Security).
 # Same suite pin as the shell; the test deps come from PyPI, pinned in requirements-test.txt.

@@ -23,4 +23,6 @@ if timeout -k 10 60 docker pull "$image" >&2; then
 fi
 
 log "cannot pull $image: building a base image from Debian's packages instead"
-exec "$(dirname "$0")/build-offline-base.sh"
+built=$("$(dirname "$0")/build-offline-base.sh" | tail -n 1)
+log "use it: put PYTHON_IMAGE=$built in a .env file beside docker-compose.yml"
+echo "$built"

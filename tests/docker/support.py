@@ -148,7 +148,7 @@ def own_container(client: docker.DockerClient) -> Container:
     except NotFound:
         raise RuntimeError(
             f"ECHOLAB_IN_CONTAINER=1 but no container {socket.gethostname()} on this engine: "
-            "run the suite with `docker compose run --rm test`"
+            "run the suite with `docker compose -f docker-compose.test.yml run --rm test`"
         ) from None
 
 

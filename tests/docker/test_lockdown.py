@@ -94,6 +94,7 @@ def test_docker_runs_it_locked_down(
     host, config = attrs["HostConfig"], attrs["Config"]
     user = (config.get("User") or "").partition(":")[0]
     secrets = [v.partition("=")[0] for v in config.get("Env") or [] if SECRET_NAME.search(v)]
+    engine_sockets = [m["Source"] for m in attrs["Mounts"] if m["Source"].endswith("docker.sock")]
     bindings = [
         b["HostIp"] for values in (host.get("PortBindings") or {}).values() for b in values or []
     ]
@@ -108,7 +109,9 @@ def test_docker_runs_it_locked_down(
         memory_mib=(host["Memory"] or 0) // 2**20,
         port_hosts=sorted(set(bindings)),
         secret_env=secrets,
+        engine_socket=engine_sockets,
     )
+    assert engine_sockets == [], "the engine's socket (root on the engine) is never mounted"
     assert user not in ("", "0", "root"), "runs as a non-root user"
     assert host["ReadonlyRootfs"] is True
     assert [c.upper() for c in host["CapDrop"] or []] in (["ALL"], ["CAP_ALL"])
