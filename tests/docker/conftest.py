@@ -80,7 +80,8 @@ def docker_client() -> Iterator[docker.DockerClient]:
     if IN_CONTAINER and not unix_socket and "DOCKER_HOST" not in os.environ:
         pytest.fail(
             "the engine's socket is not mounted in this container: run the suite with "
-            '`docker compose -f docker-compose.test.yml run --rm test`, or `-m "not docker"` for the other tiers',
+            "`docker compose -f docker-compose.test.yml run --rm test`, "
+            'or `-m "not docker"` for the other tiers',
             pytrace=False,
         )
     problem = None
