@@ -170,10 +170,10 @@ def _socket_views(fds: dict[int, int], tcp: dict[int, procfs.TcpSocket]) -> tupl
     return tuple(views)
 
 
-def _readable_socket_fds(pid: int, root: str) -> dict[int, int] | None:
+def _readable_socket_fds(pid: int, root: str, dir_fd: int | None) -> dict[int, int] | None:
     """{fd: inode} of a process's sockets; None when its descriptors are not ours to see."""
     try:
-        return procfs.socket_fds(pid, root)
+        return procfs.socket_fds(pid, root, dir_fd)
     except PermissionError:
         return None
 
@@ -184,14 +184,14 @@ _ARGV_CACHE: dict[tuple[str, int, int, str], tuple[str, ...]] = {}
 _ARGV_CACHE_MAX = 4096  # dropped whole when full: nothing grows over a day of demos
 
 
-def _argv(pid: int, root: str, st: procfs.Stat | None = None) -> tuple[str, ...]:
+def _argv(
+    pid: int, root: str, st: procfs.Stat | None = None, dir_fd: int | None = None
+) -> tuple[str, ...]:
     key = (root, pid, st.starttime, st.comm) if st is not None else None
     if key is not None and key in _ARGV_CACHE:
         return _ARGV_CACHE[key]
-    try:
-        with open(f"{root}/{pid}/cmdline", "rb") as f:
-            raw = f.read()
-    except OSError:
+    raw = _read_bytes(root, f"{pid}/cmdline", dir_fd)
+    if raw is None:
         return ()
     argv = tuple(raw.decode(errors="replace").split("\0")[:-1])
     if key is not None and argv:  # a zombie's is empty, and so is a gone process's
@@ -201,12 +201,21 @@ def _argv(pid: int, root: str, st: procfs.Stat | None = None) -> tuple[str, ...]
     return argv
 
 
-def _read_text(path: str) -> str:
+def _read_bytes(root: str, rel: str, dir_fd: int | None) -> bytes | None:
     try:
-        with open(path) as f:
+        fd = os.open(procfs.at(root, rel, dir_fd), os.O_RDONLY, dir_fd=dir_fd)
+    except OSError:
+        return None  # gone, or not ours to read
+    try:
+        with open(fd, "rb") as f:
             return f.read()
     except OSError:
-        return ""  # gone, or not ours to read: no rows
+        return None
+
+
+def _read_text(root: str, rel: str, dir_fd: int | None) -> str:
+    raw = _read_bytes(root, rel, dir_fd)
+    return raw.decode(errors="replace") if raw else ""  # gone, or not ours: no rows
 
 
 def _own_netns(root: str) -> str | None:
@@ -220,14 +229,38 @@ def _own_netns(root: str) -> str | None:
 
 
 class _Reader:
-    """One pass over a /proc tree: every stat read once, TCP tables once per network namespace."""
+    """One pass over a /proc tree: every stat read once, TCP tables once per network namespace.
+
+    The tree is opened once and every file read relative to it (see procfs.at): a context
+    manager, so that directory is closed when the pass is done.
+    """
 
     def __init__(self, proc_root: str) -> None:
         self.root = proc_root
+        self.dir_fd = procfs.open_tree(proc_root)
+        try:
+            self._scan()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+
+    def _scan(self) -> None:
+        proc_root = self.root
         self.stats: dict[int, procfs.Stat] = {}
         self.by_parent: dict[int, list[int]] = {}
         for pid in procfs.all_pids(proc_root):
-            st = procfs.stat(pid, proc_root)
+            st = procfs.stat(pid, proc_root, self.dir_fd)
             if st is None:
                 continue  # exited between the listing and the read
             self.stats[pid] = st
@@ -240,7 +273,7 @@ class _Reader:
 
     def _netns(self, pid: int) -> str:
         try:
-            return os.readlink(f"{self.root}/{pid}/ns/net")
+            return os.readlink(f"{pid}/ns/net", dir_fd=self.dir_fd)
         except OSError:
             return f"pid {pid}"
 
@@ -261,7 +294,7 @@ class _Reader:
 
     def _table_rows(self, pid: int, netns: str, wanted: frozenset[int] | None) -> list:
         if netns not in self._text:
-            texts = [_read_text(f"{self.root}/{pid}/net/{n}") for n in ("tcp", "tcp6")]
+            texts = [_read_text(self.root, f"{pid}/net/{n}", self.dir_fd) for n in ("tcp", "tcp6")]
             self._text[netns] = "\n".join(t.split("\n", 1)[-1] for t in texts if t)
         needles = [f":{p:04X} " for p in wanted] if wanted is not None else [":0000 0A "]
         text = self._text[netns]
@@ -300,7 +333,7 @@ class _Reader:
             st = self.stats.get(pid)
             # A zombie's descriptors were closed when it exited: there is nothing to read.
             zombie = st is not None and st.state in ("Z", "X")
-            self._fds[pid] = {} if zombie else _readable_socket_fds(pid, self.root)
+            self._fds[pid] = {} if zombie else _readable_socket_fds(pid, self.root, self.dir_fd)
         return self._fds[pid]
 
     def listen_inodes(self, pid: int) -> set[int]:
@@ -343,7 +376,7 @@ class _Reader:
                     sockets_visible=fds is not None,
                 )
             )
-        argv = _argv(root_pid, self.root, self.stats[root_pid])
+        argv = _argv(root_pid, self.root, self.stats[root_pid], self.dir_fd)
         return ServerSnapshot(root=root_pid, processes=tuple(processes), argv=argv)
 
     def server_roots(self, exclude: Iterable[int] = ()) -> list[int]:
@@ -404,7 +437,8 @@ _HOLDERS_MAX = 1024
 
 def take(root_pid: int, proc_root: str = procfs.PROC) -> ServerSnapshot:
     """The server whose first process is `root_pid`, with every descendant; empty if gone."""
-    return _Reader(proc_root).snapshot(root_pid)
+    with _Reader(proc_root) as reader:
+        return reader.snapshot(root_pid)
 
 
 def servers(
@@ -415,9 +449,9 @@ def servers(
     A server's tree stops at another server's first process: a break-it server started from a
     shell inside the real server's container is listed once, as itself.
     """
-    reader = _Reader(proc_root)
-    found = list(roots) or reader.server_roots(exclude)
-    return [reader.snapshot(pid, stop=found) for pid in found]
+    with _Reader(proc_root) as reader:
+        found = list(roots) or reader.server_roots(exclude)
+        return [reader.snapshot(pid, stop=found) for pid in found]
 
 
 def on_ports(
@@ -425,13 +459,13 @@ def on_ports(
 ) -> dict[int, ServerSnapshot | None]:
     """{port: the server listening on it, or None}, in this reader's network namespace, found
     afresh on every call, so a restarted server is found under its new pid."""
-    reader = _Reader(proc_root)
-    roots = {port: reader.holder_of_port(port) for port in ports}
-    found = [pid for pid in roots.values() if pid is not None]
-    return {
-        port: None if pid is None else reader.snapshot(pid, stop=found)
-        for port, pid in roots.items()
-    }
+    with _Reader(proc_root) as reader:
+        roots = {port: reader.holder_of_port(port) for port in ports}
+        found = [pid for pid in roots.values() if pid is not None]
+        return {
+            port: None if pid is None else reader.snapshot(pid, stop=found)
+            for port, pid in roots.items()
+        }
 
 
 def as_json(snapshot: ServerSnapshot) -> dict[str, object]:

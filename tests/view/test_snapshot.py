@@ -136,3 +136,45 @@ def test_netlink_and_proc_net_tcp_give_the_same_snapshot(monkeypatch: pytest.Mon
     finally:
         for s in (client, accepted, listener):
             s.close()
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_pass_walks_no_path_from_the_root_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tree is opened once and read relative to it: a path from "/" per file would pay a
+    search check there on each call (a FUSE round trip in a container on fuse-overlayfs)."""
+    root = str(fake_proc(tmp_path))
+    walked: list[str] = []
+    real_open, real_readlink = os.open, os.readlink
+
+    def opened(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if dir_fd is None:
+            walked.append(str(path))
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    def read_link(path, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if dir_fd is None:
+            walked.append(str(path))
+        return real_readlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", opened)
+    monkeypatch.setattr(os, "readlink", read_link)
+    found = snapshot.servers(root)
+    assert sorted(s.root for s in found) == [1, 20]
+    assert [p for p in walked if p.startswith(root)] == [root], "only the tree itself"
+
+
+def test_a_pass_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path)
+    before = _open_fds()
+    snapshot.servers(str(root))
+    snapshot.on_ports([9000, 9999], str(root))
+    snapshot.take(4242, str(root))
+    with pytest.raises(FileNotFoundError):
+        snapshot.take(1, str(tmp_path / "no-such-proc"))
+    assert procfs.fd_targets(7, str(root)) == {3: "socket:[101]"}
+    assert _open_fds() == before
