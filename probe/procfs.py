@@ -204,10 +204,27 @@ def all_pids(root: str = PROC) -> list[int]:
     return sorted(int(name) for name in os.listdir(root) if name.isdigit())
 
 
-def stat(pid: int, root: str = PROC) -> Stat | None:
+def at(root: str, rel: str, dir_fd: int | None) -> str:
+    """The path of `rel` (e.g. "42/stat") in the /proc tree `root`, or `rel` itself when the
+    tree is already open as `dir_fd`: pass both to os.open/os.readlink(..., dir_fd=dir_fd).
+
+    Why a directory fd: a path from "/" checks the right to search "/" on every call, and a
+    container's "/" may be FUSE (Docker's fuse-overlayfs storage driver), where a non-owner's
+    check asks the FUSE daemon for the directory's ACL: a round trip to user space per call,
+    ~17 µs of every readlink() in a locked-down view agent, against ~5 µs for the rest.
+    """
+    return rel if dir_fd is not None else f"{root}/{rel}"
+
+
+def open_tree(root: str = PROC) -> int:
+    """The /proc tree `root` as a directory fd, for the `dir_fd` of the readers below."""
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def stat(pid: int, root: str = PROC, dir_fd: int | None = None) -> Stat | None:
     # os.open/os.read on a plain string: this runs for every process, several times a second.
     try:
-        fd = os.open(f"{root}/{pid}/stat", os.O_RDONLY)
+        fd = os.open(at(root, f"{pid}/stat", dir_fd), os.O_RDONLY, dir_fd=dir_fd)
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
         return None  # the process is gone
     try:
@@ -328,24 +345,30 @@ def tasks_of_uid(uid: int, root: str = PROC) -> int:
     return total
 
 
-def fd_targets(pid: int, root: str = PROC) -> dict[int, str]:
+def fd_targets(pid: int, root: str = PROC, dir_fd: int | None = None) -> dict[int, str]:
     """{fd: link target} for every open descriptor ({} once the process is gone).
 
-    PermissionError when the descriptors are not ours to see. os.scandir and os.readlink on
-    plain strings: a fork server with 500 children has thousands of links to read.
+    PermissionError when the descriptors are not ours to see. The fd directory is opened
+    once and each link read relative to it (readlinkat): a fork server with 500 children has
+    thousands of links, and each path walked from "/" costs a search check there (see `at`).
+    Held open, the directory stays that process's: a pid reused meanwhile is not read.
     """
-    fd_dir = f"{root}/{pid}/fd"
     out: dict[int, str] = {}
     try:
-        with os.scandir(fd_dir) as entries:
-            names = [e.name for e in entries]
+        fd_dir = os.open(at(root, f"{pid}/fd", dir_fd), os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
         return out
-    for name in names:
-        try:
-            out[int(name)] = os.readlink(f"{fd_dir}/{name}")
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # closed meanwhile
+    try:
+        names = os.listdir(fd_dir)
+        for name in names:
+            try:
+                out[int(name)] = os.readlink(name, dir_fd=fd_dir)
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # closed meanwhile
+    except (FileNotFoundError, ProcessLookupError):
+        return {}  # gone while being read
+    finally:
+        os.close(fd_dir)
     return out
 
 
@@ -353,11 +376,11 @@ def open_fd_count(pid: int, root: str = PROC) -> int:
     return len(fd_targets(pid, root))
 
 
-def socket_fds(pid: int, root: str = PROC) -> dict[int, int]:
+def socket_fds(pid: int, root: str = PROC, dir_fd: int | None = None) -> dict[int, int]:
     """{fd: socket inode} for the descriptors that are sockets."""
     return {
         fd: int(target[8:-1])
-        for fd, target in fd_targets(pid, root).items()
+        for fd, target in fd_targets(pid, root, dir_fd).items()
         if target.startswith("socket:[")  # what socket_inode matches, without a regex per link
     }
 

@@ -22,7 +22,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from probe import procfs
@@ -170,10 +170,10 @@ def _socket_views(fds: dict[int, int], tcp: dict[int, procfs.TcpSocket]) -> tupl
     return tuple(views)
 
 
-def _readable_socket_fds(pid: int, root: str) -> dict[int, int] | None:
+def _readable_socket_fds(pid: int, root: str, dir_fd: int | None) -> dict[int, int] | None:
     """{fd: inode} of a process's sockets; None when its descriptors are not ours to see."""
     try:
-        return procfs.socket_fds(pid, root)
+        return procfs.socket_fds(pid, root, dir_fd)
     except PermissionError:
         return None
 
@@ -184,14 +184,14 @@ _ARGV_CACHE: dict[tuple[str, int, int, str], tuple[str, ...]] = {}
 _ARGV_CACHE_MAX = 4096  # dropped whole when full: nothing grows over a day of demos
 
 
-def _argv(pid: int, root: str, st: procfs.Stat | None = None) -> tuple[str, ...]:
+def _argv(
+    pid: int, root: str, st: procfs.Stat | None = None, dir_fd: int | None = None
+) -> tuple[str, ...]:
     key = (root, pid, st.starttime, st.comm) if st is not None else None
     if key is not None and key in _ARGV_CACHE:
         return _ARGV_CACHE[key]
-    try:
-        with open(f"{root}/{pid}/cmdline", "rb") as f:
-            raw = f.read()
-    except OSError:
+    raw = _read_bytes(root, f"{pid}/cmdline", dir_fd)
+    if raw is None:
         return ()
     argv = tuple(raw.decode(errors="replace").split("\0")[:-1])
     if key is not None and argv:  # a zombie's is empty, and so is a gone process's
@@ -201,12 +201,21 @@ def _argv(pid: int, root: str, st: procfs.Stat | None = None) -> tuple[str, ...]
     return argv
 
 
-def _read_text(path: str) -> str:
+def _read_bytes(root: str, rel: str, dir_fd: int | None) -> bytes | None:
     try:
-        with open(path) as f:
+        fd = os.open(procfs.at(root, rel, dir_fd), os.O_RDONLY, dir_fd=dir_fd)
+    except OSError:
+        return None  # gone, or not ours to read
+    try:
+        with open(fd, "rb") as f:
             return f.read()
     except OSError:
-        return ""  # gone, or not ours to read: no rows
+        return None
+
+
+def _read_text(root: str, rel: str, dir_fd: int | None) -> str:
+    raw = _read_bytes(root, rel, dir_fd)
+    return raw.decode(errors="replace") if raw else ""  # gone, or not ours: no rows
 
 
 def _own_netns(root: str) -> str | None:
@@ -219,30 +228,99 @@ def _own_netns(root: str) -> str | None:
         return None
 
 
+def _body(text: str) -> str:
+    return text.split("\n", 1)[1] if "\n" in text else ""  # the rows, without the header
+
+
+class _NetTables:
+    """One network namespace's /proc/<pid>/net tables, read as far as one pass needs them.
+
+    Each read of tcp or tcp6 walks the kernel's whole TCP hash table (shared by every
+    namespace: ~5 ms a walk here, two walks a file) however few rows it has, so tcp6 is read
+    only when a socket asked about is in neither tcp nor unix. A socket is in one table only,
+    so the rows found are the ones reading both files would give.
+    """
+
+    def __init__(self, read: Callable[[int, str], str], pid: int) -> None:
+        self._read = read
+        self.v4 = _body(read(pid, "tcp"))
+        rows = (ln.split() for ln in self.v4.splitlines())
+        self.v4_inodes = {int(f[9]) for f in rows if len(f) > 9 and f[9].isdigit()}
+        self.v6: str | None = None
+        self._unix: set[int] | None = None
+
+    def cover(self, pid: int, inodes: Iterable[int]) -> None:
+        """Read tcp6 (from `pid`, alive: its descriptors were just read) if one of `inodes`
+        may be an IPv6 TCP socket."""
+        if self.v6 is not None:
+            return
+        missing = [i for i in inodes if i not in self.v4_inodes]
+        if not missing:
+            return
+        if self._unix is None:  # the signal self-pipe: a UNIX socket each server holds
+            rows = (ln.split() for ln in _body(self._read(pid, "unix")).splitlines())
+            self._unix = {int(f[6]) for f in rows if len(f) > 6 and f[6].isdigit()}
+        if any(i not in self._unix for i in missing):
+            self.v6 = _body(self._read(pid, "tcp6"))
+
+    def text(self) -> str:
+        return self.v4 + "\n" + self.v6 if self.v6 else self.v4
+
+
 class _Reader:
-    """One pass over a /proc tree: every stat read once, TCP tables once per network namespace."""
+    """One pass over a /proc tree: every stat read once, TCP tables once per network namespace.
+
+    The tree is opened once and every file read relative to it (see procfs.at): a context
+    manager, so that directory is closed when the pass is done.
+    """
 
     def __init__(self, proc_root: str) -> None:
         self.root = proc_root
+        self.dir_fd = procfs.open_tree(proc_root)
+        try:
+            self._scan()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+
+    def _scan(self) -> None:
+        proc_root = self.root
         self.stats: dict[int, procfs.Stat] = {}
         self.by_parent: dict[int, list[int]] = {}
         for pid in procfs.all_pids(proc_root):
-            st = procfs.stat(pid, proc_root)
+            st = procfs.stat(pid, proc_root, self.dir_fd)
             if st is None:
                 continue  # exited between the listing and the read
             self.stats[pid] = st
             self.by_parent.setdefault(st.ppid, []).append(pid)
-        self._text: dict[str, str] = {}
-        self._rows: dict[tuple[str, frozenset[int] | None], dict[int, procfs.TcpSocket]] = {}
+        self._tables: dict[str, _NetTables] = {}
+        self._netns_of: dict[int, str] = {}
+        self._rows: dict[tuple[str, frozenset[int] | None, bool], dict[int, procfs.TcpSocket]] = {}
         self._fds: dict[int, dict[int, int] | None] = {}
         self._own_netns = _own_netns(proc_root)
         self._roots: list[int] | None = None
 
     def _netns(self, pid: int) -> str:
-        try:
-            return os.readlink(f"{self.root}/{pid}/ns/net")
-        except OSError:
-            return f"pid {pid}"
+        if pid not in self._netns_of:
+            try:
+                self._netns_of[pid] = os.readlink(f"{pid}/ns/net", dir_fd=self.dir_fd)
+            except OSError:
+                self._netns_of[pid] = f"pid {pid}"
+        return self._netns_of[pid]
+
+    def _read_net(self, pid: int, name: str) -> str:
+        return _read_text(self.root, f"{pid}/net/{name}", self.dir_fd)
 
     def _diag(self, netns: str, wanted: frozenset[int] | None) -> list[procfs.TcpSocket] | None:
         """The rows from netlink, filtered by state and port in the kernel; None when netlink
@@ -259,55 +337,69 @@ class _Reader:
             self._own_netns = None  # refused (a locked-down sandbox): /proc/net/tcp from now on
             return None
 
-    def _table_rows(self, pid: int, netns: str, wanted: frozenset[int] | None) -> list:
-        if netns not in self._text:
-            texts = [_read_text(f"{self.root}/{pid}/net/{n}") for n in ("tcp", "tcp6")]
-            self._text[netns] = "\n".join(t.split("\n", 1)[-1] for t in texts if t)
+    @staticmethod
+    def _table_rows(text: str, wanted: frozenset[int] | None) -> list:
         needles = [f":{p:04X} " for p in wanted] if wanted is not None else [":0000 0A "]
-        text = self._text[netns]
         if len(needles) == 1:  # the usual case: one port, one substring test per row
             lines = [ln for ln in text.splitlines() if needles[0] in ln]
         else:
             lines = [ln for ln in text.splitlines() if any(n in ln for n in needles)]
         return procfs.parse_net_tcp("header\n" + "\n".join(lines))
 
-    def tcp(self, pid: int, ports: Iterable[int] | None = None) -> dict[int, procfs.TcpSocket]:
+    def tcp(
+        self, pid: int, ports: Iterable[int] | None = None, inodes: Iterable[int] = ()
+    ) -> dict[int, procfs.TcpSocket]:
         """{inode: row} of the listening sockets in `pid`'s network namespace, or of every
-        socket bound to one of `ports` there.
+        socket bound to one of `ports` there; complete for the sockets `inodes` (those of
+        the descriptors about to be looked up).
 
         Over netlink when `pid` shares this reader's network namespace: the kernel sends only
-        the listeners, or only the sockets on `ports`. Else /proc/<pid>/net/tcp{,6} is read
-        once per namespace and only the rows asked for are parsed: a busy host lists tens of
-        thousands of TIME_WAIT rows that are nobody's lesson.
+        the listeners, or only the sockets on `ports`. Else /proc/<pid>/net/tcp (and tcp6 if
+        `inodes` need it, see _NetTables) is read once per namespace and only the rows asked
+        for are parsed: a busy host lists tens of thousands of TIME_WAIT rows that are
+        nobody's lesson.
         """
         netns = self._netns(pid)
         wanted = frozenset(ports) if ports is not None else None
-        key = (netns, wanted)
+        if netns not in self._tables:
+            key = (netns, wanted, True)
+            if key not in self._rows:
+                rows = self._diag(netns, wanted)
+                if rows is not None:
+                    self._rows[key] = self._kept(rows, wanted)
+            if key in self._rows:
+                return self._rows[key]
+            self._tables[netns] = _NetTables(self._read_net, pid)
+        tables = self._tables[netns]
+        tables.cover(pid, inodes)
+        key = (netns, wanted, tables.v6 is not None)
         if key not in self._rows:
-            rows = self._diag(netns, wanted)
-            if rows is None:
-                rows = self._table_rows(pid, netns, wanted)
-            self._rows[key] = {
-                r.inode: r
-                for r in rows
-                if r.inode
-                and (r.local_port in wanted if wanted is not None else r.state == "LISTEN")
-            }
+            self._rows[key] = self._kept(self._table_rows(tables.text(), wanted), wanted)
         return self._rows[key]
+
+    @staticmethod
+    def _kept(
+        rows: list[procfs.TcpSocket], wanted: frozenset[int] | None
+    ) -> dict[int, procfs.TcpSocket]:
+        return {
+            r.inode: r
+            for r in rows
+            if r.inode and (r.local_port in wanted if wanted is not None else r.state == "LISTEN")
+        }
 
     def fds(self, pid: int) -> dict[int, int] | None:
         if pid not in self._fds:
             st = self.stats.get(pid)
             # A zombie's descriptors were closed when it exited: there is nothing to read.
             zombie = st is not None and st.state in ("Z", "X")
-            self._fds[pid] = {} if zombie else _readable_socket_fds(pid, self.root)
+            self._fds[pid] = {} if zombie else _readable_socket_fds(pid, self.root, self.dir_fd)
         return self._fds[pid]
 
     def listen_inodes(self, pid: int) -> set[int]:
         fds = self.fds(pid) or {}
         if not fds:
             return set()
-        tcp = self.tcp(pid)
+        tcp = self.tcp(pid, inodes=fds.values())
         return {i for i in fds.values() if i in tcp and tcp[i].state == "LISTEN"}
 
     def tree(self, root_pid: int, stop: Iterable[int] = ()) -> list[int]:
@@ -324,11 +416,14 @@ class _Reader:
     def snapshot(self, root_pid: int, stop: Iterable[int] = ()) -> ServerSnapshot:
         if root_pid not in self.stats:
             return ServerSnapshot(root=root_pid)
-        listeners = self.tcp(root_pid)
-        ports = {listeners[i].local_port for i in self.listen_inodes(root_pid)}
-        tcp = self.tcp(root_pid, ports)
+        held = self.listen_inodes(root_pid)
+        listeners = self.tcp(root_pid, inodes=held)
+        ports = {listeners[i].local_port for i in held}
+        tree = self.tree(root_pid, stop)
+        inodes = {i for pid in tree for i in (self.fds(pid) or {}).values()}
+        tcp = self.tcp(root_pid, ports, inodes)
         processes = []
-        for pid in self.tree(root_pid, stop):
+        for pid in tree:
             st = self.stats[pid]
             fds = self.fds(pid)
             role = "parent" if pid == root_pid else "zombie" if st.state == "Z" else "child"
@@ -343,7 +438,7 @@ class _Reader:
                     sockets_visible=fds is not None,
                 )
             )
-        argv = _argv(root_pid, self.root, self.stats[root_pid])
+        argv = _argv(root_pid, self.root, self.stats[root_pid], self.dir_fd)
         return ServerSnapshot(root=root_pid, processes=tuple(processes), argv=argv)
 
     def server_roots(self, exclude: Iterable[int] = ()) -> list[int]:
@@ -386,8 +481,9 @@ class _Reader:
         return None
 
     def _listens_on(self, pid: int, port: int) -> set[int]:
-        tcp = self.tcp(pid)
-        return {i for i in self.listen_inodes(pid) if tcp[i].local_port == port}
+        held = self.listen_inodes(pid)
+        tcp = self.tcp(pid, inodes=held)
+        return {i for i in held if tcp[i].local_port == port}
 
     def _still_first_holder(self, pid: int, starttime: int, port: int) -> bool:
         st = self.stats.get(pid)
@@ -404,7 +500,8 @@ _HOLDERS_MAX = 1024
 
 def take(root_pid: int, proc_root: str = procfs.PROC) -> ServerSnapshot:
     """The server whose first process is `root_pid`, with every descendant; empty if gone."""
-    return _Reader(proc_root).snapshot(root_pid)
+    with _Reader(proc_root) as reader:
+        return reader.snapshot(root_pid)
 
 
 def servers(
@@ -415,9 +512,9 @@ def servers(
     A server's tree stops at another server's first process: a break-it server started from a
     shell inside the real server's container is listed once, as itself.
     """
-    reader = _Reader(proc_root)
-    found = list(roots) or reader.server_roots(exclude)
-    return [reader.snapshot(pid, stop=found) for pid in found]
+    with _Reader(proc_root) as reader:
+        found = list(roots) or reader.server_roots(exclude)
+        return [reader.snapshot(pid, stop=found) for pid in found]
 
 
 def on_ports(
@@ -425,13 +522,13 @@ def on_ports(
 ) -> dict[int, ServerSnapshot | None]:
     """{port: the server listening on it, or None}, in this reader's network namespace, found
     afresh on every call, so a restarted server is found under its new pid."""
-    reader = _Reader(proc_root)
-    roots = {port: reader.holder_of_port(port) for port in ports}
-    found = [pid for pid in roots.values() if pid is not None]
-    return {
-        port: None if pid is None else reader.snapshot(pid, stop=found)
-        for port, pid in roots.items()
-    }
+    with _Reader(proc_root) as reader:
+        roots = {port: reader.holder_of_port(port) for port in ports}
+        found = [pid for pid in roots.values() if pid is not None]
+        return {
+            port: None if pid is None else reader.snapshot(pid, stop=found)
+            for port, pid in roots.items()
+        }
 
 
 def as_json(snapshot: ServerSnapshot) -> dict[str, object]:

@@ -136,3 +136,100 @@ def test_netlink_and_proc_net_tcp_give_the_same_snapshot(monkeypatch: pytest.Mon
     finally:
         for s in (client, accepted, listener):
             s.close()
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_pass_walks_no_path_from_the_root_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tree is opened once and read relative to it: a path from "/" per file would pay a
+    search check there on each call (a FUSE round trip in a container on fuse-overlayfs)."""
+    root = str(fake_proc(tmp_path))
+    walked: list[str] = []
+    real_open, real_readlink = os.open, os.readlink
+
+    def opened(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if dir_fd is None:
+            walked.append(str(path))
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    def read_link(path, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if dir_fd is None:
+            walked.append(str(path))
+        return real_readlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", opened)
+    monkeypatch.setattr(os, "readlink", read_link)
+    found = snapshot.servers(root)
+    assert sorted(s.root for s in found) == [1, 20]
+    assert [p for p in walked if p.startswith(root)] == [root], "only the tree itself"
+
+
+def test_a_pass_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path)
+    before = _open_fds()
+    snapshot.servers(str(root))
+    snapshot.on_ports([9000, 9999], str(root))
+    snapshot.take(4242, str(root))
+    with pytest.raises(FileNotFoundError):
+        snapshot.take(1, str(tmp_path / "no-such-proc"))
+    assert procfs.fd_targets(7, str(root)) == {3: "socket:[101]"}
+    assert _open_fds() == before
+
+
+V6_ANY = "0" * 32
+
+
+def _tcp6_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    real_open = os.open
+
+    def opened(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if str(path).endswith("net/tcp6"):
+            reads.append(str(path))
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", opened)
+    return reads
+
+
+def test_tcp6_is_read_only_when_a_socket_is_in_neither_tcp_nor_unix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each read of tcp6 walks the kernel's whole TCP hash: skipped when every socket held is
+    an IPv4 TCP socket (in tcp) or a UNIX one (in unix), never when one may be IPv6."""
+    root = fake_proc(tmp_path)
+    os.symlink("socket:[300]", root / "1" / "fd" / "9")  # the signal self-pipe: UNIX
+    for pid in (1, 7, 20, 21):
+        unix = "Num       RefCount Protocol Flags    Type St Inode Path\n"
+        unix += "0000000000000000: 00000003 00000000 00000000 0001 03   300\n"
+        (root / str(pid) / "net" / "unix").write_text(unix)
+    reads = _tcp6_reads(monkeypatch)
+    before = [snapshot.as_json(s) for s in snapshot.servers(str(root))]
+    assert reads == [], "every socket is in tcp or unix: tcp6 cannot hold one of them"
+    assert [s["port"] for s in before] == [9000, 9009]
+
+    (root / "1" / "fd" / "9").unlink()
+    os.symlink("socket:[301]", root / "1" / "fd" / "9")  # UDP, say: in neither table
+    after = [snapshot.as_json(s) for s in snapshot.servers(str(root))]
+    assert reads, "a socket in neither table may be in tcp6: it is read"
+    assert after == before
+
+
+def test_a_server_listening_on_ipv6_only_is_found_through_tcp6(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path)
+    six = ["python3", "-m", "server", "select", "--host", "::", "--port", "9006"]
+    fake_process(root, 40, 0, "S", six, [600])
+    (root / "40" / "net").mkdir()
+    (root / "40" / "net" / "tcp").write_text(TCP_HEADER)  # no IPv4 socket in this namespace
+    (root / "40" / "net" / "tcp6").write_text(
+        TCP_HEADER
+        + tcp_row(0, f"{V6_ANY}:232E", f"{V6_ANY}:0000", "0A", 600)
+        + tcp_row(1, f"{'0' * 24}01000000:232E", f"{'0' * 24}01000000:C351", "01", 602)
+    )
+    found = {s.root: snapshot.as_json(s) for s in snapshot.servers(str(root))}
+    assert found[40]["listen"] == ["[0000:0000:0000:0000:0000:0000:0000:0000]:9006"]
+    assert found[40]["processes"][0]["sockets"][0]["kind"] == "listen"
