@@ -11,20 +11,22 @@ not serve.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import select
 import signal
 import socket
 import time
-from typing import NoReturn
 
 from probe.exits import describe_status
 from server.listener import ACCEPTS_PER_WAKEUP, Acceptor, listen_address, open_listener
 from server.log import log, set_role
 from server.peers import is_quiet, peer_name
 from server.stop import StopSignals
+
+TYPE_CHECKING = False  # no typing, contextlib... in a parent that every fork() copies
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 # A child exits 0 after a clean EOF, 1 when the connection broke (reset, broken pipe), and
 # 70 (EX_SOFTWARE) when anything else went wrong on its path: a bug, MemoryError...
@@ -241,15 +243,19 @@ class ForkingEchoServer:
             self.signal_children(signal.SIGKILL)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # from here, wait for each in turn
             for pid in list(self.children):
-                with contextlib.suppress(ChildProcessError):  # the handler got it first
+                try:
                     self.exited.append(os.waitpid(pid, 0))
+                except ChildProcessError:  # the handler got it first
+                    continue
             self.settle_exits()
         log("shut down")
 
     def signal_children(self, signum: int) -> None:
         for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.kill(pid, signum)
+            except ProcessLookupError:  # exited, not yet reaped
+                continue
 
 
 # ---------------------------------------------------------------- speed and memory
@@ -266,5 +272,7 @@ def shared_echo_buffer() -> bytearray:
 
 def freeze_heap() -> None:
     """Move every object so far out of the collector's reach: a collection in a child would
-    write to all of them and copy the parent's memory page by page."""
+    write to all of them and copy the parent's memory page by page. Garbage is collected
+    first, or it would be frozen (and copied) for good."""
+    gc.collect()
     gc.freeze()
