@@ -93,6 +93,7 @@ class ForkingEchoServer:
         self.full = False  # at max_children: new connections wait in the backlog
         self.echo_buffer = shared_echo_buffer()
         self.signals = StopSignals()
+        self.poller = readiness_poller(self.listener.fileno(), self.signals.wakeup_fd)
         if not self.mistakes.no_reap:
             signal.signal(signal.SIGCHLD, self.reap_children)
 
@@ -112,10 +113,10 @@ class ForkingEchoServer:
             if pause := self.acceptor.pause_left():
                 self.signals.wait(pause)  # out of descriptors: let the backlog hold them
                 continue
-            ready, _, _ = select.select([self.listener, self.signals.wakeup_fd], [], [])
+            ready = {fd for fd, _ in self.poller.poll()}  # select(), by poll(): see below
             if self.signals.wakeup_fd in ready:
                 self.signals.drain()
-            if self.listener in ready:
+            if self.listener.fileno() in ready:
                 self.accept_and_fork()
         self.stop()
         return 0
@@ -268,6 +269,16 @@ class ForkingEchoServer:
 def shared_echo_buffer() -> bytearray:
     """Allocated once in the parent: a child writes only the pages its echo touches."""
     return bytearray(65536)
+
+
+def readiness_poller(*fds: int) -> select.poll:
+    """The main loop's select() on the listener and the self-pipe, as poll(): CPython's
+    select() keeps three FD_SETSIZE tables on the C stack, 48 KB it writes on every call, so
+    after each fork() the parent's next wait would leave its child 12 private stack pages."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return poller
 
 
 def freeze_heap() -> None:
