@@ -11,20 +11,22 @@ not serve.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import select
 import signal
 import socket
 import time
-from typing import NoReturn
 
 from probe.exits import describe_status
 from server.listener import ACCEPTS_PER_WAKEUP, Acceptor, listen_address, open_listener
 from server.log import log, set_role
 from server.peers import is_quiet, peer_name
 from server.stop import StopSignals
+
+TYPE_CHECKING = False  # no typing, contextlib... in a parent that every fork() copies
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 # A child exits 0 after a clean EOF, 1 when the connection broke (reset, broken pipe), and
 # 70 (EX_SOFTWARE) when anything else went wrong on its path: a bug, MemoryError...
@@ -91,6 +93,7 @@ class ForkingEchoServer:
         self.full = False  # at max_children: new connections wait in the backlog
         self.echo_buffer = shared_echo_buffer()
         self.signals = StopSignals()
+        self.poller = readiness_poller(self.listener.fileno(), self.signals.wakeup_fd)
         if not self.mistakes.no_reap:
             signal.signal(signal.SIGCHLD, self.reap_children)
 
@@ -110,10 +113,10 @@ class ForkingEchoServer:
             if pause := self.acceptor.pause_left():
                 self.signals.wait(pause)  # out of descriptors: let the backlog hold them
                 continue
-            ready, _, _ = select.select([self.listener, self.signals.wakeup_fd], [], [])
+            ready = {fd for fd, _ in self.poller.poll()}  # select(), by poll(): see below
             if self.signals.wakeup_fd in ready:
                 self.signals.drain()
-            if self.listener in ready:
+            if self.listener.fileno() in ready:
                 self.accept_and_fork()
         self.stop()
         return 0
@@ -241,15 +244,19 @@ class ForkingEchoServer:
             self.signal_children(signal.SIGKILL)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # from here, wait for each in turn
             for pid in list(self.children):
-                with contextlib.suppress(ChildProcessError):  # the handler got it first
+                try:
                     self.exited.append(os.waitpid(pid, 0))
+                except ChildProcessError:  # the handler got it first
+                    continue
             self.settle_exits()
         log("shut down")
 
     def signal_children(self, signum: int) -> None:
         for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.kill(pid, signum)
+            except ProcessLookupError:  # exited, not yet reaped
+                continue
 
 
 # ---------------------------------------------------------------- speed and memory
@@ -264,7 +271,19 @@ def shared_echo_buffer() -> bytearray:
     return bytearray(65536)
 
 
+def readiness_poller(*fds: int) -> select.poll:
+    """The main loop's select() on the listener and the self-pipe, as poll(): CPython's
+    select() keeps three FD_SETSIZE tables on the C stack, 48 KB it writes on every call, so
+    after each fork() the parent's next wait would leave its child 12 private stack pages."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return poller
+
+
 def freeze_heap() -> None:
     """Move every object so far out of the collector's reach: a collection in a child would
-    write to all of them and copy the parent's memory page by page."""
+    write to all of them and copy the parent's memory page by page. Garbage is collected
+    first, or it would be frozen (and copied) for good."""
+    gc.collect()
     gc.freeze()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -34,5 +33,7 @@ def log(message: str, role: str | None = None) -> None:
     if second != _stamp_second:
         _stamp_second, _stamp = second, time.strftime("%H:%M:%S", time.localtime(second))
     line = f"{_stamp}.{int((now - second) * 1000):03d} {role or _role}[{os.getpid()}] {message}\n"
-    with contextlib.suppress(OSError):  # a closed log pipe must never take the server down
+    try:
         os.write(_LOG_FD, line.encode(errors="replace"))
+    except OSError:  # a closed log pipe must never take the server down
+        return
