@@ -150,7 +150,10 @@ def compose_environment() -> Iterator[dict[str, str]]:
         problem = error
     if problem is not None:
         pytest.fail(f"no Python base image for the build: {problem}", pytrace=False)
-    env = {"ECHOLAB_FORK_PORT": "", "ECHOLAB_SELECT_PORT": "", "PYTHON_IMAGE": base}
+    # Every published port ephemeral: a demo (or anything else) on 9000, 9001 or 8080 stays
+    # undisturbed, and the stack never fails with "port is already allocated".
+    ports = ("FORK", "SELECT", "VIEW", "DELAY")
+    env = {f"ECHOLAB_{name}_PORT": "" for name in ports} | {"PYTHON_IMAGE": base}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
