@@ -37,8 +37,8 @@ fi
 if ! command -v mmdebstrap >/dev/null; then
     [[ $EUID == 0 ]] || die "mmdebstrap is missing: run 'apt-get install --no-install-recommends mmdebstrap' as root"
     log "installing mmdebstrap"
-    apt-get update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mmdebstrap >&2
+    apt-get -o DPkg::Lock::Timeout=300 update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends mmdebstrap >&2
 fi
 
 # shellcheck source=/dev/null
