@@ -358,6 +358,12 @@ def fd_targets(pid: int, root: str = PROC, dir_fd: int | None = None) -> dict[in
         fd_dir = os.open(at(root, f"{pid}/fd", dir_fd), os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
         return out
+    except PermissionError:
+        # A process that has exited hands its /proc files to root: to anyone else a zombie's
+        # fd directory is unreadable, yet it holds nothing (exit closed every descriptor).
+        if (s := stat(pid, root, dir_fd)) is None or s.state in ("Z", "X"):
+            return out
+        raise
     try:
         names = os.listdir(fd_dir)
         for name in names:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 from probe import procfs
-from tests.host.support import wait_until
+from tests.host.support import REPO_ROOT, wait_until
 
 
 def test_parse_stat_survives_a_comm_with_spaces_and_parentheses() -> None:
@@ -78,6 +81,41 @@ def test_a_live_child_then_a_zombie_then_nothing() -> None:
     assert procfs.process_state(pid) is None
     assert pid not in procfs.children_of(os.getpid())
     assert pid not in procfs.descendants_of(os.getppid())
+
+
+# Run as someone other than root (an unused uid when we are root): to them an exited
+# process's /proc files belong to root, as they do to the image's unprivileged bench.
+AS_SOMEONE_ELSE = """
+import json, os, time
+from probe import footprint, procfs
+if os.getuid() == 0:
+    os.setgid(54321); os.setuid(54321)
+pid = os.fork()
+if pid == 0:
+    os._exit(3)
+deadline = time.monotonic() + 10
+while procfs.process_state(pid) != "Z" and time.monotonic() < deadline:
+    time.sleep(0.01)
+try:
+    procfs.fd_targets(1)
+    root_refused = False
+except PermissionError:
+    root_refused = True
+print(json.dumps({"fds": procfs.fd_targets(pid), "fp_fds": footprint.footprint(pid).fds,
+                  "refused": root_refused}))
+"""
+
+
+def test_a_zombie_holds_no_descriptors_even_where_its_fd_directory_is_not_ours() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", AS_SOMEONE_ELSE],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"fds": {}, "fp_fds": 0, "refused": True}
 
 
 def test_starttime_tells_a_reused_pid_apart() -> None:
