@@ -247,9 +247,11 @@ def process_state(pid: int, root: str = PROC) -> str | None:
     return s.state if s else None
 
 
-def is_alive(pid: int, starttime: int | None = None, root: str = PROC) -> bool:
+def is_alive(
+    pid: int, starttime: int | None = None, root: str = PROC, dir_fd: int | None = None
+) -> bool:
     """True while the process exists and is not a zombie; starttime guards against pid reuse."""
-    s = stat(pid, root)
+    s = stat(pid, root, dir_fd)
     if s is None or s.state in ("Z", "X"):
         return False
     return starttime is None or s.starttime == starttime
@@ -361,7 +363,7 @@ def fd_targets(pid: int, root: str = PROC, dir_fd: int | None = None) -> dict[in
     except PermissionError:
         # A process that has exited hands its /proc files to root: to anyone else a zombie's
         # fd directory is unreadable, yet it holds nothing (exit closed every descriptor).
-        if (s := stat(pid, root, dir_fd)) is None or s.state in ("Z", "X"):
+        if not is_alive(pid, root=root, dir_fd=dir_fd):
             return out
         raise
     try:
