@@ -45,7 +45,20 @@ def all_gone(table: ProcessTable) -> bool:
     )
 
 
+def idle(server: Server) -> None:
+    """Wait until the server serves no one: a client of an earlier test may still be leaving
+    (CI once counted 101 connections for our 100)."""
+    table = poll(lambda: process_table(server.container), all_gone, SETTLE_SECONDS)
+    peers = sorted(
+        f"{row.remote_ip}:{row.remote_port}"
+        for pid in table.stats
+        for row in table.served_connections(pid)
+    )
+    assert all_gone(table), f"{server.service} still serves clients from before this test: {peers}"
+
+
 def test_fork_server_has_one_child_per_client_and_reaps_them_all(fork_server: Server) -> None:
+    idle(fork_server)
     with connected_clients(fork_server.port, CLIENTS, host=fork_server.host):
         table = process_table(fork_server.container)
         assert listens(table, SERVER_PID, SERVERS[fork_server.service]), "PID 1 is not the server"
@@ -68,6 +81,7 @@ def test_fork_server_has_one_child_per_client_and_reaps_them_all(fork_server: Se
 
 
 def test_select_server_holds_every_client_in_one_process(select_server: Server) -> None:
+    idle(select_server)
     with connected_clients(select_server.port, CLIENTS, host=select_server.host):
         table = process_table(select_server.container)
         assert listens(table, SERVER_PID, SERVERS[select_server.service]), "PID 1 is not the server"
