@@ -1,16 +1,18 @@
 """The view tier: view processes started on this host over servers started on this host.
 
 `view_factory` starts `python3 -m view` on an ephemeral port of 127.0.0.1 and stops it at
-teardown; `browser` is a headless Chromium (Debian's chromium + chromium-driver) that fails
-loudly when either is missing: deselect with -m 'not browser'.
+teardown; `browser` is a real browser, one test per engine, that fails loudly when the engine's
+Debian packages are missing: deselect with -m 'not browser'.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,11 +22,16 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from probe import procfs
 from tests.host.support import REPO_ROOT, wait_until
+
+if TYPE_CHECKING:  # selenium is imported by the engines that use it, when they start
+    from selenium.webdriver.common.service import Service
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 HOST = "127.0.0.1"
 
@@ -134,34 +141,101 @@ def held_clients(port: int, count: int) -> Iterator[list[socket.socket]]:
             sock.close()
 
 
-# ---------------------------------------------------------------- the headless browser
+# ---------------------------------------------------------------- the browsers
+# Each engine comes from Debian's packages and is started by a context manager that leaves
+# no process behind, even when the start itself fails.
+
+WINDOW = (1600, 1200)
+PAGE_LOAD_TIMEOUT = 30  # seconds
+
+
+class Browser(abc.ABC):
+    """What a test asks of a browser, the same in every engine."""
+
+    @abc.abstractmethod
+    def get(self, url: str) -> None:
+        """Open `url` afresh, returning once it has loaded."""
+
+    @abc.abstractmethod
+    def run(self, script: str) -> Any:
+        """Run `script`, a function body (`return` gives its value), in the page: its value."""
+
+    def text(self, selector: str) -> str:
+        """The rendered text (innerText) of the first element matching `selector`."""
+        value = self.run(
+            f"const e = document.querySelector({json.dumps(selector)}); return e && e.innerText;"
+        )
+        assert isinstance(value, str), f"the page has no {selector}"
+        return value
+
+
+class WebDriverBrowser(Browser):
+    """An engine driven by selenium through that engine's own WebDriver executable."""
+
+    def __init__(self, driver: WebDriver) -> None:
+        self.driver = driver
+
+    def get(self, url: str) -> None:
+        self.driver.get(url)
+
+    def run(self, script: str) -> Any:
+        return self.driver.execute_script(script)
+
+
+def own_group() -> dict[str, Any]:
+    """Popen arguments for a process group of its own, so stop_group can end its helpers too.
+
+    A new dict each time: selenium's Service pops keys from the one it is given."""
+    return {"start_new_session": True}
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """End `proc` and all of its process group: a browser's helpers can outlive their parent."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@contextlib.contextmanager
+def driven(service: Service, start: Callable[[], WebDriver]) -> Iterator[WebDriver]:
+    """A selenium session from `start`; its driver's process group is ended afterwards."""
+    try:
+        driver = start()
+        try:
+            driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
+            yield driver
+        finally:
+            driver.quit()
+    finally:
+        # selenium stops the driver it started, not what the driver started
+        if getattr(service, "process", None) is not None:
+            stop_group(service.process)
+
 
 CHROMIUM = ("chromium", "chromium-browser")
-DRIVER = "chromedriver"
 
 
-@pytest.fixture(scope="session")
-def browser_binaries() -> tuple[str, str]:
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Headless Chromium through chromedriver (Debian's chromium, chromium-driver)."""
     binary = next((p for name in CHROMIUM if (p := shutil.which(name))), None)
-    driver = shutil.which(DRIVER) or (
+    driver = shutil.which("chromedriver") or (
         "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
     )
     if binary is None or driver is None:
         pytest.fail(
-            "the browser tests need Debian's chromium and chromium-driver "
+            "the chromium browser tests need Debian's chromium and chromium-driver "
             "(apt-get install -y chromium chromium-driver fonts-dejavu-core); "
             "or deselect them with -m 'not browser'",
             pytrace=False,
         )
-    return binary, driver
-
-
-@pytest.fixture
-def browser(browser_binaries: tuple[str, str]) -> Iterator[object]:
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.chrome.service import Service as ChromeService
 
-    binary, driver = browser_binaries
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in (
@@ -169,25 +243,33 @@ def browser(browser_binaries: tuple[str, str]) -> Iterator[object]:
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1600,1200",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
     ):
         options.add_argument(flag)
-    service = Service(executable_path=driver, log_output=os.devnull)
-    session = webdriver.Chrome(options=options, service=service)
-    session.set_page_load_timeout(30)
-    try:
-        yield session
-    finally:
-        session.quit()
+    service = ChromeService(executable_path=driver, log_output=os.devnull, popen_kw=own_group())
+    with driven(service, lambda: webdriver.Chrome(options=options, service=service)) as session:
+        yield WebDriverBrowser(session)
+
+
+ENGINES: dict[str, Callable[[], contextlib.AbstractContextManager[Browser]]] = {
+    "chromium": chromium,
+}
+
+
+@pytest.fixture(scope="module", params=list(ENGINES))
+def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
+    """Each engine in turn, one browser for all of a module's tests; each test navigates it."""
+    with ENGINES[request.param]() as started:
+        yield started
 
 
 def wait_page(
-    session: object, script: str, check: Callable[[object], bool], timeout: float = 20.0
-) -> object:
+    browser: Browser, script: str, check: Callable[[Any], bool], timeout: float = 20.0
+) -> Any:
     """Run `script` in the page until `check` holds for what it returns."""
     deadline = time.monotonic() + timeout
     while True:
-        value = session.execute_script(script)  # type: ignore[attr-defined]
+        value = browser.run(script)
         if check(value):
             return value
         if time.monotonic() >= deadline:
