@@ -191,12 +191,15 @@ def own_group() -> dict[str, Any]:
 
 def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
     """End `proc` and all of its process group: a browser's helpers can outlive their parent."""
-    with contextlib.suppress(ProcessLookupError):
+    try:
         os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the whole group is gone already
+    else:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what SIGTERM left
     proc.wait()
 
 
