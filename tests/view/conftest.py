@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,9 +30,10 @@ import pytest
 from probe import procfs
 from tests.host.support import REPO_ROOT, wait_until
 
-if TYPE_CHECKING:  # selenium is imported by the engines that use it, when they start
+if TYPE_CHECKING:  # selenium and websockets are imported by the engines that use them
     from selenium.webdriver.common.service import Service
     from selenium.webdriver.remote.webdriver import WebDriver
+    from websockets.sync.client import ClientConnection
 
 HOST = "127.0.0.1"
 
@@ -147,6 +149,7 @@ def held_clients(port: int, count: int) -> Iterator[list[socket.socket]]:
 
 WINDOW = (1600, 1200)
 PAGE_LOAD_TIMEOUT = 30  # seconds
+START_TIMEOUT = 30.0  # seconds for a browser to start listening
 
 
 class Browser(abc.ABC):
@@ -180,6 +183,45 @@ class WebDriverBrowser(Browser):
 
     def run(self, script: str) -> Any:
         return self.driver.execute_script(script)
+
+
+class BidiBrowser(Browser):
+    """Firefox over its built-in WebDriver BiDi: Debian ships Firefox without geckodriver."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+        self.last_id = 0
+        self.command("session.new", capabilities={})
+        self.context = self.command("browsingContext.getTree")["contexts"][0]["context"]
+
+    def command(self, method: str, **params: Any) -> dict:
+        """Send one BiDi command and wait for its answer: its result, or AssertionError."""
+        self.last_id += 1
+        self.socket.send(json.dumps({"id": self.last_id, "method": method, "params": params}))
+        while True:  # past any event: none is subscribed to, but BiDi may send some anyway
+            answer = json.loads(self.socket.recv(timeout=PAGE_LOAD_TIMEOUT))
+            if answer.get("id") == self.last_id:
+                break
+        if answer.get("type") == "error":
+            raise AssertionError(f"Firefox: {method}: {answer['error']}: {answer['message']}")
+        return answer["result"]
+
+    def get(self, url: str) -> None:
+        self.command("browsingContext.navigate", context=self.context, url=url, wait="complete")
+
+    def run(self, script: str) -> Any:
+        # JSON.stringify in the page: plain JSON back, not BiDi's typed remote values
+        function = f"function() {{ return JSON.stringify((function() {{\n{script}\n}})()); }}"
+        result = self.command(
+            "script.callFunction",
+            functionDeclaration=function,
+            target={"context": self.context},
+            awaitPromise=False,
+        )
+        if result["type"] == "exception":
+            raise AssertionError(f"the page's script failed: {result['exceptionDetails']['text']}")
+        value = result["result"]
+        return json.loads(value["value"]) if value["type"] == "string" else None
 
 
 def own_group() -> dict[str, Any]:
@@ -254,8 +296,57 @@ def chromium() -> Iterator[Browser]:
         yield WebDriverBrowser(session)
 
 
+BIDI_LISTENING = "WebDriver BiDi listening on "
+
+
+def bidi_address(proc: subprocess.Popen, log: Path) -> str:
+    """The ws:// address Firefox prints once its BiDi server listens (port 0: a free one)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith(BIDI_LISTENING):
+                return line.removeprefix(BIDI_LISTENING).strip()
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+    pytest.fail(f"Firefox never opened WebDriver BiDi: {' | '.join(tail)}", pytrace=False)
+
+
+@contextlib.contextmanager
+def firefox() -> Iterator[Browser]:
+    """Headless Firefox ESR with a throwaway profile, over WebDriver BiDi (Debian's firefox-esr)."""
+    binary = shutil.which("firefox-esr") or shutil.which("firefox")
+    if binary is None:
+        pytest.fail(
+            "the firefox browser tests need Debian's firefox-esr "
+            "(apt-get install -y firefox-esr); or deselect them with -m 'not browser'",
+            pytrace=False,
+        )
+    from websockets.sync.client import connect
+
+    with tempfile.TemporaryDirectory(prefix="echolab-firefox-") as scratch:
+        profile, log = Path(scratch, "profile"), Path(scratch, "firefox.log")
+        profile.mkdir()
+        argv = [binary, "--headless", "--no-remote", "--profile", str(profile)]
+        argv += ["--remote-debugging-port=0", f"--window-size={WINDOW[0]},{WINDOW[1]}"]
+        # Its log goes to a file: a pipe left unread would block a chatty Firefox.
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, **own_group()
+            )
+        try:
+            with connect(
+                bidi_address(proc, log) + "/session", max_size=None, open_timeout=START_TIMEOUT
+            ) as socket:
+                yield BidiBrowser(socket)
+        finally:
+            stop_group(proc)
+
+
 ENGINES: dict[str, Callable[[], contextlib.AbstractContextManager[Browser]]] = {
     "chromium": chromium,
+    "firefox": firefox,
 }
 
 
