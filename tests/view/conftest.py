@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,9 +345,78 @@ def firefox() -> Iterator[Browser]:
             stop_group(proc)
 
 
+@contextlib.contextmanager
+def xvfb_display(binary: str) -> Iterator[str]:
+    """A private X display on a free number: Debian's WebKitGTK browser has no headless mode."""
+    read_end, write_end = os.pipe()
+    screen = f"{WINDOW[0]}x{WINDOW[1]}x24"
+    proc = subprocess.Popen(
+        [binary, "-displayfd", str(write_end), "-screen", "0", screen, "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **own_group(),
+    )
+    os.close(write_end)
+    try:
+        # Read to the newline: a pipe closed before Xvfb's last write kills it ("Cannot write
+        # display number to fd"), and WebKit then waits for a display that never comes.
+        with os.fdopen(read_end) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            pytest.fail("Xvfb exited before it opened a display", pytrace=False)
+        yield f":{number}"
+    finally:
+        stop_group(proc)
+
+
+def start_webkit(service: Service) -> WebDriver:
+    """selenium's WebKitGTK session, without the warning selenium 4.27 gives about itself."""
+    from selenium import webdriver
+
+    with warnings.catch_warnings():
+        # Its own call into RemoteConnection, for every browser but Chromium's.
+        warnings.filterwarnings("ignore", "setting remote_server_addr", DeprecationWarning)
+        return webdriver.WebKitGTK(options=webdriver.WebKitGTKOptions(), service=service)
+
+
+@contextlib.contextmanager
+def webkit() -> Iterator[Browser]:
+    """WebKitGTK's MiniBrowser through WebKitWebDriver, on its own Xvfb display (Debian's
+    webkit2gtk-driver, xvfb)."""
+    driver, xvfb = shutil.which("WebKitWebDriver"), shutil.which("Xvfb")
+    missing = [pkg for pkg, path in (("webkit2gtk-driver", driver), ("xvfb", xvfb)) if not path]
+    if driver is None or xvfb is None:
+        pytest.fail(
+            f"the webkit browser tests need Debian's {' and '.join(missing)} "
+            f"(apt-get install -y {' '.join(missing)}); or deselect them with -m 'not browser'",
+            pytrace=False,
+        )
+    from selenium.webdriver.webkitgtk.service import Service as WebKitService
+
+    with xvfb_display(xvfb) as display:
+        # WebKit's bubblewrap sandbox needs user namespaces, which Docker's default seccomp
+        # profile (and many hardened hosts) forbid: there the web process aborts. This
+        # browser loads nothing but the view on 127.0.0.1.
+        env = {**os.environ, "DISPLAY": display, "WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS": "1"}
+        service = WebKitService(
+            executable_path=driver,
+            env=env,
+            # selenium 4.27's WebKitGTK Service names no such key, and its base then calls
+            # os.getenv(None): a TypeError before the driver starts.
+            driver_path_env_key="SE_WEBKITGTKDRIVER",
+            popen_kw=own_group(),
+        )
+        with driven(service, lambda: start_webkit(service)) as session:
+            session.set_window_size(*WINDOW)
+            yield WebDriverBrowser(session)
+
+
 ENGINES: dict[str, Callable[[], contextlib.AbstractContextManager[Browser]]] = {
     "chromium": chromium,
     "firefox": firefox,
+    "webkit": webkit,
 }
 
 
