@@ -330,7 +330,7 @@ def firefox() -> Iterator[Browser]:
         profile, log = Path(scratch, "profile"), Path(scratch, "firefox.log")
         profile.mkdir()
         argv = [binary, "--headless", "--no-remote", "--profile", str(profile)]
-        argv += ["--remote-debugging-port=0", f"--window-size={WINDOW[0]},{WINDOW[1]}"]
+        argv += ["--remote-debugging-port=0"]
         # Its log goes to a file: a pipe left unread would block a chatty Firefox.
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -340,7 +340,11 @@ def firefox() -> Iterator[Browser]:
             with connect(
                 bidi_address(proc, log) + "/session", max_size=None, open_timeout=START_TIMEOUT
             ) as socket:
-                yield BidiBrowser(socket)
+                page = BidiBrowser(socket)
+                # The other engines' viewport (here --window-size left it at 1366x682).
+                size = {"width": WINDOW[0], "height": WINDOW[1]}
+                page.command("browsingContext.setViewport", context=page.context, viewport=size)
+                yield page
         finally:
             stop_group(proc)
 
