@@ -56,7 +56,7 @@ FROM ${PYTHON_IMAGE} AS test
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         python3-venv ca-certificates docker-cli docker-compose \
-        chromium chromium-driver fonts-dejavu-core \
+        chromium chromium-driver fonts-dejavu-core firefox-esr webkit2gtk-driver xvfb \
         gcc libc6-dev procps iproute2 lsof strace netcat-openbsd \
     && rm -rf /var/lib/apt/lists/*
 # A TLS-intercepting proxy's CA, if certs/ holds one (certs/README.md); none by default.

@@ -1,10 +1,11 @@
-"""The page in a real headless Chromium: what the class sees on the projector."""
+"""The page in real browsers, every test in each engine: what the class sees on the projector."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.view.conftest import held_clients, wait_page
+from tests.host.fixtures import StartServer
+from tests.view.conftest import Browser, StartView, held_clients, wait_page
 
 pytestmark = pytest.mark.browser
 
@@ -14,7 +15,9 @@ CLIENTS = """const c = document.querySelector('section.server[data-model="select
   return c ? [+c.dataset.clients, c.textContent] : null;"""
 
 
-def test_the_page_shows_twenty_children_then_none(server_factory, view_factory, browser) -> None:
+def test_the_page_shows_twenty_children_then_none(
+    server_factory: StartServer, view_factory: StartView, browser: Browser
+) -> None:
     server = server_factory("fork")
     view = view_factory(("fork-server", server.port))
     browser.get(view.url + "/")
@@ -25,7 +28,9 @@ def test_the_page_shows_twenty_children_then_none(server_factory, view_factory, 
     wait_page(browser, ROWS, lambda r: len(r) == 1)
 
 
-def test_the_page_shows_zombies(server_factory, view_factory, browser) -> None:
+def test_the_page_shows_zombies(
+    server_factory: StartServer, view_factory: StartView, browser: Browser
+) -> None:
     server = server_factory("fork", "--no-reap")
     view = view_factory(("fork-server", server.port))
     browser.get(view.url + "/")
@@ -33,11 +38,13 @@ def test_the_page_shows_zombies(server_factory, view_factory, browser) -> None:
         pass
     rows = wait_page(browser, ROWS, lambda r: len(r) == 4 and all(x[1] == "zombie" for x in r[1:]))
     assert all(x[0] == "zombie" for x in rows[1:])
-    text = browser.find_element("css selector", "section.server").text
+    text = browser.text("section.server")
     assert "ZOMBIE" in text and "BREAK-IT --no-reap" in text, "a text label, not colour alone"
 
 
-def test_the_select_panel_counts_its_clients(server_factory, view_factory, browser) -> None:
+def test_the_select_panel_counts_its_clients(
+    server_factory: StartServer, view_factory: StartView, browser: Browser
+) -> None:
     server = server_factory("select")
     view = view_factory(("select-server", server.port))
     browser.get(view.url + "/")
