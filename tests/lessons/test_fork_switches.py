@@ -147,7 +147,12 @@ def test_a_parent_that_keeps_client_sockets_withholds_eof_and_leaks(
 def test_the_parent_closes_its_copy_so_the_client_sees_eof(fork_server: ServerProcess) -> None:
     before = len(procfs.socket_fds(fork_server.pid))
     socks, _ = serve_clients(fork_server, 3)
-    assert len(procfs.socket_fds(fork_server.pid)) == before
+    # The child may echo before the parent, just back from fork(), has closed its copy.
+    wait_until(
+        lambda: len(procfs.socket_fds(fork_server.pid)) == before,
+        5,
+        what="the parent to close its copy of every client",
+    )
     assert not procfs.accepted_inodes(fork_server.port) & procfs.socket_inodes(fork_server.pid)
     socks[0].shutdown(socket.SHUT_WR)
     assert recv_until_eof(socks[0], timeout=5) == b"", "EOF once the child closes"
