@@ -28,12 +28,12 @@ class CappedHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
-    # socketserver's listen backlog is 5: a class opening the page at once (100 browsers)
-    # overflowed it, and each dropped connect waited out a SYN retry of 1, 3, 7... seconds.
-    request_queue_size = MAX_CONNECTIONS
 
     def __init__(self, address: tuple[str, int], handler: type, max_connections: int) -> None:
         self.slots = threading.BoundedSemaphore(max_connections)
+        # socketserver's listen backlog is 5: a class opening the page at once (100 browsers)
+        # overflowed it, and each dropped connect waited out a SYN retry of 1, 3, 7... seconds.
+        self.request_queue_size = max_connections
         self.active = 0
         super().__init__(address, handler)
 

@@ -16,7 +16,6 @@ import pytest
 
 from check.context import Context
 from check.multiplexing import past_fd_setsize
-from tests.host.fixtures import StartServer
 from tests.host.support import ServerProcess
 
 
@@ -37,11 +36,9 @@ class Behind:
 
 @pytest.mark.timeout(60)
 def test_a_careless_select_server_fails_even_when_it_accepts_more_slowly_than_the_crowd(
-    server_factory: StartServer, many_fds: int
+    no_fd_cap_select: ServerProcess,
 ) -> None:
-    assert many_fds > 1100 + 64, "this process needs a descriptor per connection"
-    server = server_factory("select", "--no-fd-cap")
-    server.wait_for_log(r"BREAK-IT --no-fd-cap")
+    server = no_fd_cap_select
     # Stopped while the crowd connects: every connection waits in the listen backlog.
     os.kill(server.pid, signal.SIGSTOP)
     resume = threading.Timer(0.5, os.kill, (server.pid, signal.SIGCONT))

@@ -49,12 +49,13 @@ def idle(server: Server) -> None:
     """Wait until the server serves no one: a client of an earlier test may still be leaving
     (CI once counted 101 connections for our 100)."""
     table = poll(lambda: process_table(server.container), all_gone, SETTLE_SECONDS)
-    peers = sorted(
-        f"{row.remote_ip}:{row.remote_port}"
-        for pid in table.stats
-        for row in table.served_connections(pid)
-    )
-    assert all_gone(table), f"{server.service} still serves clients from before this test: {peers}"
+    if not all_gone(table):
+        peers = sorted(
+            f"{row.remote_ip}:{row.remote_port}"
+            for pid in table.stats
+            for row in table.served_connections(pid)
+        )
+        pytest.fail(f"{server.service} still serves clients from before this test: {peers}")
 
 
 def test_fork_server_has_one_child_per_client_and_reaps_them_all(fork_server: Server) -> None:

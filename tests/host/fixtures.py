@@ -48,6 +48,15 @@ def select_server(server_factory: StartServer) -> ServerProcess:
 
 
 @pytest.fixture
+def no_fd_cap_select(server_factory: StartServer, many_fds: int) -> ServerProcess:
+    """A select server with --no-fd-cap, and room in this process for 1,100 clients of it."""
+    assert many_fds > 1100 + 64, "this process needs a descriptor per connection"
+    server = server_factory("select", "--no-fd-cap")
+    server.wait_for_log(r"BREAK-IT --no-fd-cap")
+    return server
+
+
+@pytest.fixture
 def client() -> Callable[..., ClientResult]:
     """client(port, *args, timeout=60, stdin=None): run the split-I/O client to completion."""
     return run_client

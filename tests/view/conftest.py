@@ -391,7 +391,7 @@ def webkit() -> Iterator[Browser]:
     webkit2gtk-driver, xvfb)."""
     driver, xvfb = shutil.which("WebKitWebDriver"), shutil.which("Xvfb")
     missing = [pkg for pkg, path in (("webkit2gtk-driver", driver), ("xvfb", xvfb)) if not path]
-    if driver is None or xvfb is None:
+    if missing:
         pytest.fail(
             f"the webkit browser tests need Debian's {' and '.join(missing)} "
             f"(apt-get install -y {' '.join(missing)}); or deselect them with -m 'not browser'",
