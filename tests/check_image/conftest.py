@@ -9,40 +9,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import docker
 import pytest
 
 from tests.docker.conftest import docker_client  # noqa: F401  # the one engine fixture
-from tests.docker.support import REPO_ROOT, resolve_base_image
+from tests.docker.support import REPO_ROOT, build_image
 
 TAG = os.environ.get("ECHOLAB_TAG", "latest")
 
 
-def _build(client: docker.DockerClient, context: Path, tag: str, target: str | None = None) -> str:
-    base = os.environ.get("PYTHON_IMAGE") or resolve_base_image()
-    args = {"PYTHON_IMAGE": base}
-    try:
-        # The SDK builds with the legacy builder, which builds every stage before the target;
-        # forcerm: no intermediate container is left behind when a step fails.
-        client.images.build(
-            path=str(context), tag=tag, buildargs=args, target=target, rm=True, forcerm=True
-        )
-    except docker.errors.BuildError as error:
-        log = "".join(str(chunk.get("stream", chunk)) for chunk in error.build_log)
-        pytest.fail(f"docker build {context} failed: {error}\n{log[-3000:]}", pytrace=False)
-    return tag
-
-
 @pytest.fixture(scope="session")
 def lab_image(docker_client: docker.DockerClient) -> str:  # noqa: F811
-    return _build(docker_client, REPO_ROOT, f"echolab:{TAG}", target="lab")
+    return build_image(docker_client, REPO_ROOT, f"echolab:{TAG}", target="lab")
 
 
 @pytest.fixture(scope="session")
 def examples_image(docker_client: docker.DockerClient) -> str:  # noqa: F811
-    return _build(docker_client, REPO_ROOT / "examples", f"echolab-examples:{TAG}")
+    return build_image(docker_client, REPO_ROOT / "examples", f"echolab-examples:{TAG}")
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
-from docker.errors import APIError, NotFound
+import pytest
+from docker.errors import APIError, BuildError, NotFound
 from docker.models.containers import Container
 
 from probe.procfs import Stat, TcpSocket, parse_children, parse_net_tcp, parse_stat, socket_inode
@@ -71,6 +72,24 @@ def resolve_base_image(timeout: float = 900.0) -> str:
             f"scripts/ensure-base-image.sh exited {result.returncode}: {result.stderr.strip()}"
         )
     return lines[-1].strip()
+
+
+def build_image(
+    client: docker.DockerClient, context: Path, tag: str, target: str | None = None
+) -> str:
+    """`docker build` of `context` (up to `target`) on $PYTHON_IMAGE; a failure fails the test."""
+    base = os.environ.get("PYTHON_IMAGE") or resolve_base_image()
+    args = {"PYTHON_IMAGE": base}
+    try:
+        # The SDK builds with the legacy builder, which builds every stage before the target;
+        # forcerm: no intermediate container is left behind when a step fails.
+        client.images.build(
+            path=str(context), tag=tag, buildargs=args, target=target, rm=True, forcerm=True
+        )
+    except BuildError as error:
+        log = "".join(str(chunk.get("stream", chunk)) for chunk in error.build_log)
+        pytest.fail(f"docker build {context} failed: {error}\n{log[-3000:]}", pytrace=False)
+    return tag
 
 
 # ---------------------------------------------------------------- containers
