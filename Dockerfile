@@ -38,10 +38,11 @@ CMD ["python3", "-m", "server", "fork"]
 # lessons are about. The lab's code is mounted from the checkout, not copied. Tools come
 # from the base's Debian suite (trixie): a suite is a stable pin that security updates keep
 # buildable, where exact versions vanish from the mirror.
+# gcc, libc6-dev and make: a student with only Docker compiles a C server here and checks it.
 FROM ${PYTHON_IMAGE} AS shell
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        procps iproute2 lsof strace netcat-openbsd tmux less \
+        procps iproute2 lsof strace netcat-openbsd tmux less gcc libc6-dev make \
     && rm -rf /var/lib/apt/lists/*
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
 WORKDIR /app
