@@ -179,6 +179,15 @@ def parse_net_tcp(text: str, local_port: int | None = None) -> list[TcpSocket]:
     return out
 
 
+def parse_netstat(text: str, group: str = "TcpExt") -> dict[str, int]:
+    """One group of /proc/net/netstat (or snmp): a line of names, then a line of values."""
+    rows = [line.split() for line in text.splitlines() if line.startswith(f"{group}:")]
+    if len(rows) < 2:
+        return {}
+    names, values = rows[0][1:], rows[1][1:]
+    return {name: int(value) for name, value in zip(names, values, strict=False)}
+
+
 def parse_smaps_rollup(text: str) -> dict[str, int]:
     """Parse /proc/<pid>/smaps_rollup into {field: kB}, e.g. {'Rss': 10240, 'Pss': 4096}."""
     out: dict[str, int] = {}
@@ -533,6 +542,13 @@ def accepted_inodes(port: int, root: str = PROC) -> set[int]:
     return {
         s.inode for s in tcp_sockets(root, local_port=port) if s.state != "LISTEN" and s.inode != 0
     }
+
+
+def listen_overflows(pid: int | str = "self", root: str = PROC) -> int | None:
+    """Connection attempts dropped because a listen queue was full, since boot, in the network
+    namespace of `pid` (TcpExt ListenOverflows; None once the process is gone)."""
+    text = _read(Path(root, str(pid), "net", "netstat"))
+    return parse_netstat(text).get("ListenOverflows") if text else None
 
 
 def machine_ticks(root: str = PROC) -> tuple[int, int]:

@@ -241,3 +241,39 @@ def test_socket_fds_reads_the_links_and_nothing_of_a_gone_process() -> None:
         inode = os.stat(f"/proc/self/fd/{sock.fileno()}").st_ino
         assert fds[sock.fileno()] == inode
     assert procfs.socket_fds(2**22 + 1) == {}, "a pid that is not there: no descriptors"
+
+
+def test_parse_netstat_pairs_a_groups_names_with_its_values() -> None:
+    text = (
+        "TcpExt: SyncookiesSent ListenOverflows ListenDrops\n"
+        "TcpExt: 0 17 19\n"
+        "IpExt: InNoRoutes InTruncatedPkts\n"
+        "IpExt: 1 2\n"
+    )
+    assert procfs.parse_netstat(text) == {
+        "SyncookiesSent": 0,
+        "ListenOverflows": 17,
+        "ListenDrops": 19,
+    }
+    assert procfs.parse_netstat(text, "IpExt") == {"InNoRoutes": 1, "InTruncatedPkts": 2}
+    assert procfs.parse_netstat("") == {}
+
+
+def test_a_full_listen_queue_counts_as_overflows() -> None:
+    before = procfs.listen_overflows(os.getpid())
+    assert before is not None
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # room for one connection waiting for accept(), which never comes
+        crowd = []
+        try:
+            for _ in range(4):
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(listener.getsockname())
+                crowd.append(sock)
+            assert wait_until(lambda: (procfs.listen_overflows() or 0) > before, 3.0)
+        finally:
+            for sock in crowd:
+                sock.close()
+    assert procfs.listen_overflows(999_999_999) is None  # a process that is not there
