@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from check.backlog import CONNECT_LIMIT_S, HINT_BACKLOG, ListenQueue, could_not_connect
 from check.context import Context
 from check.results import Outcome
 from probe import drivers
@@ -55,9 +56,11 @@ def echo_exact(ctx: Context) -> Outcome:
 def concurrent_clients(ctx: Context) -> Outcome:
     count = ctx.scale(120, 100)
     crowd = Crowd(ctx.port, size=4096, host=ctx.host)
+    queue = ListenQueue(ctx.target)
     try:
-        took = crowd.connect(count, limit_s=10.0)
+        took = crowd.connect(count, limit_s=CONNECT_LIMIT_S)
         connected = len(crowd.socks)
+        overflows = queue.overflows()
         crowd.send_all()
         crowd.drive(quiet_s=3.0, limit_s=12.0, close_served=False)
     finally:
@@ -70,6 +73,7 @@ def concurrent_clients(ctx: Context) -> Outcome:
         "refused": crowd.count("refused"),
         "waiting": crowd.count("pending"),
         "connect_s": round(took, 2),
+        "listen_overflows": overflows,
     }
     if crowd.count("mismatched"):
         return Outcome.fail(
@@ -81,9 +85,11 @@ def concurrent_clients(ctx: Context) -> Outcome:
         return Outcome.fail(
             f"{crowd.count('served')} of {count} clients connected at once were served "
             f"({crowd.count('pending')} waiting, {crowd.count('refused')} refused, "
-            f"{count - connected} could not connect)",
-            "a server that serves one client until it leaves keeps the rest waiting: fork a "
-            "child per client, or watch every socket with select()",
+            f"{could_not_connect(count - connected, CONNECT_LIMIT_S, overflows)})",
+            HINT_BACKLOG
+            if connected < count and overflows
+            else "a server that serves one client until it leaves keeps the rest waiting: "
+            "fork a child per client, or watch every socket with select()",
             **figures,
         )
     return Outcome.ok(f"{count} clients at once, each got its own 4 KiB back", **figures)

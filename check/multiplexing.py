@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from check.backlog import CONNECT_LIMIT_S, HINT_BACKLOG, ListenQueue, could_not_connect
 from check.context import Context
 from check.holders import holders, sockets_hidden, tree
 from check.results import Outcome
@@ -45,10 +46,12 @@ def single_process(ctx: Context) -> Outcome:
 def past_fd_setsize(ctx: Context) -> Outcome:
     count = PAST_FD_SETSIZE
     crowd = Crowd(ctx.port, size=64, host=ctx.host)
+    queue = ListenQueue(ctx.target)
     started = time.monotonic()
     try:
-        crowd.connect(count, limit_s=15.0)
+        crowd.connect(count, limit_s=CONNECT_LIMIT_S)
         connected = len(crowd.socks)
+        overflows = queue.overflows()
         crowd.send_all()
         # The served stay connected until no one else is being served, so the server holds as
         # many clients at once as it will take: past FD_SETSIZE unless it stops accepting.
@@ -72,6 +75,7 @@ def past_fd_setsize(ctx: Context) -> Outcome:
         "mismatched": crowd.count("mismatched"),
         "server_alive": alive,
         "seconds": round(took, 1),
+        "listen_overflows": overflows,
     }
     hint = (
         f"select() watches descriptors below FD_SETSIZE ({FD_SETSIZE}) only: stop accepting "
@@ -86,8 +90,8 @@ def past_fd_setsize(ctx: Context) -> Outcome:
         return Outcome.fail(
             f"{crowd.count('served')} of {count} clients at once were served "
             f"({crowd.count('refused')} refused, {crowd.count('pending')} still waiting, "
-            f"{count - connected} could not connect)",
-            hint,
+            f"{could_not_connect(count - connected, CONNECT_LIMIT_S, overflows)})",
+            HINT_BACKLOG if connected < count and overflows else hint,
             **figures,
         )
     return Outcome.ok(

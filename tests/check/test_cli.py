@@ -29,6 +29,19 @@ while True:
     c = l.accept()[0]; c.sendall(b"garbage!"); c.close()
 """
 
+# Echoes, a thread per client, but with a listen queue of one behind a slow accept loop.
+TINY_BACKLOG = """
+import socket, sys, threading, time
+def echo(c):
+    with c:
+        while data := c.recv(65536):
+            c.sendall(data)
+l = socket.socket(); l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(0)
+while True:
+    threading.Thread(target=echo, args=(l.accept()[0],), daemon=True).start()
+    time.sleep(0.005)
+"""
+
 # Listens, then forks without end; a pids limit (RLIMIT_NPROC, as an unused uid when we are
 # root, whom the limit does not bind) stops it.
 FORK_BOMB = """
@@ -110,6 +123,21 @@ def test_a_server_that_answers_garbage_fails_echo_exact_naming_the_bytes(tmp_pat
     assert run.returncode == 1
     [echo] = [c for c in run.report(out)["checks"] if c["id"] == "echo-exact"]
     assert echo["passed"] is False and "bytes" in echo["summary"] and echo["hint"]
+
+
+def test_a_crowd_turned_away_by_a_tiny_listen_queue_is_blamed_on_the_backlog(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "r.json"
+    command = f"{PY} {script(tmp_path, 'backlog', TINY_BACKLOG)} {{port}}"
+    run = run_check(
+        "--command", command, "--only", "echo-exact,concurrent-clients", "--json", str(out)
+    )  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    [crowd] = [c for c in run.report(out)["checks"] if c["id"] == "concurrent-clients"]
+    assert crowd["passed"] is False
+    assert crowd["figures"]["listen_overflows"] > 0, crowd
+    assert "listen queue was full" in crowd["summary"] and "backlog" in crowd["hint"], crowd
 
 
 def test_a_server_that_forks_endlessly_is_stopped_and_leaves_nothing(tmp_path: Path) -> None:

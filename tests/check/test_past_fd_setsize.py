@@ -21,14 +21,20 @@ from tests.host.support import ServerProcess
 
 @dataclass
 class Behind:
-    """Just what the check asks of its target: where the server listens, whether it lives."""
+    """Just what the check asks of its target: where the server listens and is seen, whether it
+    lives."""
 
     server: ServerProcess
     host: str = "127.0.0.1"
+    proc_root: str = "/proc"
 
     @property
     def port(self) -> int:
         return self.server.port
+
+    @property
+    def root_pid(self) -> int:
+        return self.server.pid
 
     def alive(self) -> bool:
         return self.server.alive()
