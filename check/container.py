@@ -36,7 +36,6 @@ from check import registry
 from check.report import TextReporter, write_json, write_junit
 from check.results import CheckResult, Report
 from check.target import OPEN_FILES_WANTED, CannotCheck
-from probe.exits import describe_returncode as status_text  # one wording for both modes
 
 EXIT_PASSED, EXIT_FAILED, EXIT_CANNOT_CHECK = 0, 1, 2
 PROG = "python3 -m check"
@@ -50,7 +49,6 @@ RUN_LABEL = "echolab.check.run"
 SERVER_LIMITS: dict[str, Any] = {"pids_limit": 1024, "mem_limit": "512m"}
 CHECKER_LIMITS: dict[str, Any] = {"pids_limit": 256, "mem_limit": "1g"}
 EXIT_POLL_S = 0.05
-NO_SDK = "--image needs the docker Python package: pip install docker"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -114,7 +112,6 @@ class ImageRun:
         self._stdin: Any = None
         self.listening = threading.Event()
         self.server_gone = threading.Event()
-        self.stopped = False  # the checker has SIGTERMed the server (clean-stop)
 
     # ------------------------------------------------------------ making
 
@@ -239,7 +236,6 @@ class ImageRun:
         reporter = TextReporter()
         report: Report | None = None
         cannot: str | None = None
-        died: int | None = None
         for line in _lines(self.checker.logs(stream=True, follow=True, stderr=False)):
             try:
                 event = json.loads(line)
@@ -265,8 +261,6 @@ class ImageRun:
                 fields["checks"] = [CheckResult(**c) for c in fields["checks"]]
                 report = Report(**fields)
                 reporter.finish(report)
-                # Now, while the observer lives: once it exits, its namespace and the server go.
-                died = None if self.stopped else self._exit_code(self.server)
             elif kind == "cannot":
                 cannot = event["reason"]
             elif kind == "error":
@@ -284,13 +278,11 @@ class ImageRun:
                 "the checker's container ended without a report"
                 f"{self._last_words(self.checker, stderr=True)}"
             )
-        if died is not None:  # the engine knows how: say it
-            print(f"{PROG}: the server died during the checks ({status_text(docker_status(died))})")
         return report
 
     def _answer_exit(self, timeout: float) -> None:
-        """The observer asks for the server's exit status after SIGTERM: only the engine has it."""
-        self.stopped = True
+        """The observer asks for the server's exit status (after SIGTERM, or once it died):
+        only the engine has it."""
         deadline = time.monotonic() + timeout
         code = self._exit_code(self.server)
         while code is None and time.monotonic() < deadline:

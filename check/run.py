@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Protocol
 
 from check.context import Context
@@ -21,6 +22,12 @@ from check.target import OPEN_FILES_WANTED, Target
 from probe.limits import raise_open_files
 
 QUICK_LIMIT_SHARE = 0.5  # under --quick a check gets half its time bound
+HINT_NO_ANSWER = "the server refused, reset or dropped a connection a correct one would serve"
+HINT_DIED = "a server outlives every client: find what ended it in its output"
+HINT_SIGPIPE = (
+    "send() to a peer that has reset raises SIGPIPE, whose default action kills the process: "
+    "ignore SIGPIPE (signal(SIGPIPE, SIG_IGN), or send with MSG_NOSIGNAL) and drop that client"
+)
 
 __all__ = ["Report", "Reporter", "run_checks"]
 
@@ -67,12 +74,7 @@ def run_checks(
             outcome = _bounded(check, context)
             if died_in is None and check.id != "clean-stop" and not target.alive():
                 died_in = check.id
-                if outcome.passed:
-                    outcome = Outcome.fail(
-                        f"{outcome.summary}; but the server was not running after it",
-                        "a server outlives every client: find what ended it in its output",
-                        **outcome.figures,
-                    )
+                outcome = _died(outcome, target.ended())
         result = CheckResult(
             check.id,
             check.title,
@@ -109,6 +111,20 @@ def _why_not(
     return None
 
 
+def _died(outcome: Outcome, how: str | None) -> Outcome:
+    """The outcome of a check during which the server died: a failure that says how it died
+    ('killed by SIGPIPE'), with the lesson for that death unless the check gave its own."""
+    what = f"the server died ({how})" if how else "the server died"
+    hint = HINT_SIGPIPE if how == "killed by SIGPIPE" else HINT_DIED
+    if outcome.passed is True:
+        return Outcome.fail(f"{outcome.summary}; but then {what}", hint, **outcome.figures)
+    if outcome.passed is None or outcome.hint == HINT_NO_ANSWER:  # it saw only the aftermath
+        return Outcome.fail(f"{what} during this check", hint, **outcome.figures)
+    if "died" in outcome.summary:  # the check saw the death itself: add how
+        return replace(outcome, summary=f"{outcome.summary} ({how})" if how else outcome.summary)
+    return replace(outcome, summary=f"{outcome.summary}; {what}")
+
+
 def _bounded(check: Check, context: Context) -> Outcome:
     """Run one check in a thread of its own; past its time bound it fails (and is left to
     end on its own bounded waits while the run goes on)."""
@@ -135,6 +151,6 @@ def _bounded(check: Check, context: Context) -> Outcome:
         error = failure[0]
         return Outcome.fail(
             f"could not talk to the server: {type(error).__name__}: {error}"[:300],
-            "the server refused, reset or dropped a connection a correct one would serve",
+            HINT_NO_ANSWER,
         )
     return box[0]

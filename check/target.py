@@ -33,6 +33,7 @@ LISTEN_TIMEOUT_S = 10.0  # how long a server may take to listen before the check
 # Descriptors the checker and the server get: past FD_SETSIZE (1024) with room for 1,100
 # clients and the checker's own ends of them.
 OPEN_FILES_WANTED = 8192
+ENDED_WAIT_S = 2.0  # for the owner of an attached server to learn that it has exited
 
 
 class CannotCheck(Exception):
@@ -69,6 +70,11 @@ class Target(Protocol):
     def terminate(self, timeout: float) -> int | None:
         """SIGTERM the root and wait up to `timeout`: its exit status (a negative number for
         a signal), or None when it did not exit in time or its status is not known here."""
+        ...
+
+    def ended(self) -> str | None:
+        """How the root ended on its own ('killed by SIGPIPE', 'exit 1'); None while it runs
+        or when that is not known here."""
         ...
 
     def leftovers(self) -> list[int]:
@@ -293,6 +299,11 @@ class CommandTarget:
             time.sleep(0.02)
         return None
 
+    def ended(self) -> str | None:
+        if self.proc is None or self._root != self.proc.pid or self.proc.poll() is None:
+            return None  # running, or started by a wrapper whose child's status is not ours
+        return describe_returncode(self.proc.returncode)
+
     def close(self) -> None:
         """SIGKILL the process group and everyone seen in the tree, until none is left."""
         if self.proc is not None:
@@ -400,6 +411,12 @@ class AttachedTarget:
                 break
             time.sleep(0.02)
         return None  # exited or not, its status is its parent's to collect
+
+    def ended(self) -> str | None:
+        if self._wait_exit is None or self.alive():
+            return None
+        status = self._wait_exit(ENDED_WAIT_S)  # the owner knows: the process is not our child
+        return None if status is None else describe_returncode(status)
 
     def close(self) -> None:
         """Nothing to do: the owner of the server (the container) removes it."""

@@ -95,6 +95,21 @@ def test_the_books_fork_server_fails_the_single_waitpid_lesson(
     assert "waitpid" in burst["hint"], burst
 
 
+def test_the_books_select_server_is_named_killed_by_sigpipe(
+    examples_image: str, check_image: Callable[..., Run]
+) -> None:
+    # Its status is the engine's to tell: the observer beside it asks for it when it dies.
+    run = check_image(
+        examples_image, "--command", "echo_selectserv {port}", "--model", "select",
+        "--only", "echo-exact,abrupt-peers,no-stall",
+    )  # fmt: skip
+    assert run.status == 1, run
+    assert run.verdicts() == {"echo-exact": True, "abrupt-peers": False, "no-stall": None}, run
+    assert run.report is not None
+    abrupt = run.report["checks"][1]
+    assert "killed by SIGPIPE" in abrupt["summary"] and "SIG_IGN" in abrupt["hint"], abrupt
+
+
 def test_a_missing_image_cannot_be_checked(check_image: Callable[..., Run]) -> None:
     run = check_image(f"echolab-no-such-image:{run_name()}")
     assert run.status == 2, run
