@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from check.target import Target
@@ -26,8 +28,10 @@ class Context:
     def connect(self, timeout: float = 5.0) -> socket.socket:
         return connect(self.port, timeout, self.host)
 
-    def echoed_clients(self, count: int) -> list[socket.socket]:
-        """`count` connections, each echoed once: by then each has its server side in place."""
+    @contextmanager
+    def echoed_clients(self, count: int) -> Iterator[list[socket.socket]]:
+        """`count` connections, each echoed once (by then each has its server side in
+        place), all closed when the block ends."""
         socks: list[socket.socket] = []
         try:
             for i in range(count):
@@ -36,11 +40,10 @@ class Context:
                 tag = f"client {i}\n".encode()
                 if roundtrip(sock, tag, 5.0) != tag:
                     raise ConnectionError(f"client {i} got no echo")
-        except BaseException:
+            yield socks
+        finally:
             for sock in socks:
                 sock.close()
-            raise
-        return socks
 
     def scale(self, full: int, quick: int) -> int:
         """A count for this run: `quick` under --quick."""

@@ -50,12 +50,8 @@ def _zombies(ctx: Context) -> int:
 
 
 def one_child_per_client(ctx: Context) -> Outcome:
-    socks = ctx.echoed_clients(CLIENTS)
-    try:
+    with ctx.echoed_clients(CLIENTS) as socks:
         snap, held = _served_by(ctx, socks)
-    finally:
-        for sock in socks:
-            sock.close()
     if sockets_hidden(snap):
         return Outcome.skip(HIDDEN)
     serving = [{p.pid for p in h if p.pid != snap.root} for h in held]
@@ -103,8 +99,7 @@ def reaping(ctx: Context) -> Outcome:
     figures: dict[str, object] = {"clients": CLIENTS, "zombies_before": before}
     for n in range(1, CLIENTS + 1):
         kids = live_children(ctx.target)
-        [sock] = ctx.echoed_clients(1)
-        with sock:
+        with ctx.echoed_clients(1):
             new = _new_child(ctx, kids)
         served |= new
         # One exit at a time, each with a SIGCHLD of its own: the next client waits for it.
@@ -126,8 +121,7 @@ def reaping(ctx: Context) -> Outcome:
             **figures,
         )
     kids = live_children(ctx.target)
-    [sock] = ctx.echoed_clients(1)
-    with sock:
+    with ctx.echoed_clients(1):
         new = _new_child(ctx, kids)
         for pid in new:
             with contextlib.suppress(ProcessLookupError):
@@ -197,12 +191,8 @@ def reaping_burst(ctx: Context) -> Outcome:
 
 
 def listener_closed_in_child(ctx: Context) -> Outcome:
-    socks = ctx.echoed_clients(3)
-    try:
+    with ctx.echoed_clients(3) as socks:
         snap, held = _served_by(ctx, socks)
-    finally:
-        for sock in socks:
-            sock.close()
     if sockets_hidden(snap):
         return Outcome.skip(HIDDEN)
     kids = {p.pid: p for h in held for p in h if p.role == "child"}
@@ -221,34 +211,32 @@ def listener_closed_in_child(ctx: Context) -> Outcome:
 
 
 def client_closed_in_parent(ctx: Context) -> Outcome:
-    socks = ctx.echoed_clients(3)
-
-    def read() -> tuple[ServerSnapshot, int, int]:
+    def read(socks: list[socket.socket]) -> tuple[ServerSnapshot, int, int]:
         snap = ctx.target.snapshot()
         held = [holders(snap, sock) for sock in socks]
         by_child = sum(1 for h in held if any(p.pid != snap.root for p in h))
         by_parent = sum(1 for h in held if any(p.pid == snap.root for p in h))
         return snap, by_child, by_parent
 
-    try:  # the parent closes its copy just after fork(): give it a moment
-        snap, by_child, kept = poll(read, lambda v: v[1] == len(socks) and v[2] == 0, SETTLE_S)
-    finally:
-        for sock in socks:
-            sock.close()
+    count = 3
+    with ctx.echoed_clients(count) as socks:  # the parent closes its copy just after fork()
+        snap, by_child, kept = poll(
+            lambda: read(socks), lambda v: v[1] == count and v[2] == 0, SETTLE_S
+        )
     if sockets_hidden(snap):
         return Outcome.skip(HIDDEN)
     parent = snap.parent
     figures = {
-        "clients": len(socks),
+        "clients": count,
         "served_by_children": by_child,
         "held_by_parent": kept,
         "parent_connected": len(parent.connected()) if parent else 0,
     }
     if kept:
         return Outcome.fail(
-            f"the parent still holds {kept} of {len(socks)} client sockets its children serve",
+            f"the parent still holds {kept} of {count} client sockets its children serve",
             "after fork() both processes hold the client socket: the parent must close its "
             "copy, or the client never sees EOF and the parent runs out of descriptors",
             **figures,
         )
-    return Outcome.ok(f"the parent holds none of {len(socks)} served clients", **figures)
+    return Outcome.ok(f"the parent holds none of {count} served clients", **figures)

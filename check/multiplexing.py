@@ -16,14 +16,10 @@ PAST_FD_SETSIZE = 1100
 
 def single_process(ctx: Context) -> Outcome:
     count = 20
-    socks = ctx.echoed_clients(count)
-    try:
+    with ctx.echoed_clients(count) as socks:
         processes = [s for s in tree(ctx.target) if s.state not in ("Z", "X")]
         snap = ctx.target.snapshot()
         by_root = sum(1 for sock in socks if any(p.pid == snap.root for p in holders(snap, sock)))
-    finally:
-        for sock in socks:
-            sock.close()
     threads = sum(s.num_threads for s in processes)
     figures = {"clients": count, "processes": len(processes), "threads": threads}
     if len(processes) > 1:
