@@ -6,6 +6,7 @@ only the finished lines, plain. A failure's line is followed by its hint: the le
 
 from __future__ import annotations
 
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,12 +21,15 @@ RESET = "\033[0m"
 
 
 class TextReporter:
-    """Lines on a stream; progress and colour only when the stream is a terminal."""
+    """Lines on a stream; progress and colour only when the stream is a terminal that can
+    show them (not TERM=dumb), and colour not when NO_COLOR is set (no-color.org)."""
 
     def __init__(self, stream: TextIO | None = None, tty: bool | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty() if tty is None else tty
-        self._progress = False
+        if tty is None:
+            tty = self.stream.isatty() and os.environ.get("TERM") != "dumb"
+        self.tty = tty
+        self.colour = tty and not os.environ.get("NO_COLOR")
 
     def _write(self, text: str) -> None:
         self.stream.write(text)
@@ -37,13 +41,13 @@ class TextReporter:
     def check_started(self, check: Check, index: int, total: int) -> None:
         if self.tty:
             self._write(f"[{index:>2}/{total}] {check.id} ...")
-            self._progress = True
 
     def check_done(self, result: CheckResult, index: int, total: int) -> None:
         mark = MARKS[result.passed]
-        if self.tty:
+        if self.colour:
             mark = f"{COLOURS[result.passed]}{mark}{RESET}"
-            self._write("\r\033[K")
+        if self.tty:
+            self._write("\r\033[K")  # over the progress line
         took = f"({result.seconds:.1f} s)"
         self._write(f"[{index:>2}/{total}] {mark} {result.id:<25} {result.summary} {took}\n")
         if result.hint and result.passed is False:
