@@ -41,3 +41,9 @@ def could_not_connect(missing: int, limit_s: float, overflows: int | None) -> st
     if overflows:
         said += f"; the listen queue was full: {overflows} connection attempts dropped"
     return said
+
+
+def shortfall_hint(missing: int, overflows: int | None, otherwise: str) -> str:
+    """The backlog's lesson when clients could not connect and the kernel dropped attempts;
+    else the check's own."""
+    return HINT_BACKLOG if missing and overflows else otherwise

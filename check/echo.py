@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from check.backlog import CONNECT_LIMIT_S, HINT_BACKLOG, ListenQueue, could_not_connect
+from check.backlog import CONNECT_LIMIT_S, ListenQueue, could_not_connect, shortfall_hint
 from check.context import Context
 from check.results import Outcome
 from probe import drivers
@@ -86,10 +86,12 @@ def concurrent_clients(ctx: Context) -> Outcome:
             f"{crowd.count('served')} of {count} clients connected at once were served "
             f"({crowd.count('pending')} waiting, {crowd.count('refused')} refused, "
             f"{could_not_connect(count - connected, CONNECT_LIMIT_S, overflows)})",
-            HINT_BACKLOG
-            if connected < count and overflows
-            else "a server that serves one client until it leaves keeps the rest waiting: "
-            "fork a child per client, or watch every socket with select()",
+            shortfall_hint(
+                count - connected,
+                overflows,
+                "a server that serves one client until it leaves keeps the rest waiting: "
+                "fork a child per client, or watch every socket with select()",
+            ),
             **figures,
         )
     return Outcome.ok(f"{count} clients at once, each got its own 4 KiB back", **figures)

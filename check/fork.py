@@ -13,7 +13,7 @@ import signal
 import socket
 import time
 
-from check.backlog import CONNECT_LIMIT_S, HINT_BACKLOG, ListenQueue, could_not_connect
+from check.backlog import CONNECT_LIMIT_S, ListenQueue, could_not_connect, shortfall_hint
 from check.context import Context
 from check.holders import holders, live_children, poll, sockets_hidden, zombie_count
 from check.results import Outcome
@@ -182,9 +182,11 @@ def reaping_burst(ctx: Context) -> Outcome:
         return Outcome.fail(
             f"only {served} of {count} clients were served before the burst "
             f"({could_not_connect(count - connected, CONNECT_LIMIT_S, overflows)})",
-            HINT_BACKLOG
-            if connected < count and overflows
-            else "every connected client needs its child: check what limits your forks",
+            shortfall_hint(
+                count - connected,
+                overflows,
+                "every connected client needs its child: check what limits your forks",
+            ),
             **figures,
         )
     return Outcome.ok(f"{count} clients closed at once: every child reaped", **figures)

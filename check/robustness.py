@@ -12,6 +12,10 @@ from probe.peers import SlowPeers, reset_mid_stream, vanish_after_half_close
 from probe.sessions import MIB
 
 SILENT_PEERS = 5
+HINT_SIGPIPE = (
+    "send() to a peer that has reset raises SIGPIPE, whose default action kills the process: "
+    "ignore SIGPIPE (signal(SIGPIPE, SIG_IGN), or send with MSG_NOSIGNAL) and drop that client"
+)
 LATENCY_BOUND_S = 1.0  # a roundtrip beside a stalled client: loopback takes milliseconds
 
 
@@ -49,8 +53,7 @@ def abrupt_peers(ctx: Context) -> Outcome:
     if not ctx.target.alive():
         return Outcome.fail(
             "the server died among peers that reset or vanished",
-            "a send() to a peer that reset fails with EPIPE/ECONNRESET, and SIGPIPE kills a "
-            "C server: ignore SIGPIPE (or send with MSG_NOSIGNAL), drop that client, go on",
+            HINT_SIGPIPE,
             **figures,
         )
     if served is None:

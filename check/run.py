@@ -18,16 +18,13 @@ from check.context import Context
 from check.model import decide_model
 from check.registry import BY_ID, Check
 from check.results import CheckResult, Outcome, Report
+from check.robustness import HINT_SIGPIPE
 from check.target import OPEN_FILES_WANTED, Target
 from probe.limits import raise_open_files
 
 QUICK_LIMIT_SHARE = 0.5  # under --quick a check gets half its time bound
 HINT_NO_ANSWER = "the server refused, reset or dropped a connection a correct one would serve"
 HINT_DIED = "a server outlives every client: find what ended it in its output"
-HINT_SIGPIPE = (
-    "send() to a peer that has reset raises SIGPIPE, whose default action kills the process: "
-    "ignore SIGPIPE (signal(SIGPIPE, SIG_IGN), or send with MSG_NOSIGNAL) and drop that client"
-)
 
 __all__ = ["Report", "Reporter", "run_checks"]
 
