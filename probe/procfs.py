@@ -21,6 +21,7 @@ from pathlib import Path
 
 PROC = "/proc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of the CPU times in stat
+PF_EXITING = 0x4  # include/linux/sched.h: set at the start of exit(), in stat's flags field
 
 TCP_STATES = {
     0x01: "ESTABLISHED",
@@ -57,6 +58,12 @@ class Stat:
     stime: int = 0  # CPU ticks in the kernel
     cutime: int = 0  # user ticks of the children it waited for
     cstime: int = 0  # kernel ticks of the children it waited for
+    flags: int = 0  # the kernel's PF_* bits for the task
+
+    @property
+    def exiting(self) -> bool:
+        """In exit() but not yet a zombie: its memory is being freed, its descriptors closed."""
+        return bool(self.flags & PF_EXITING)
 
     @property
     def cpu_ticks(self) -> int:
@@ -86,6 +93,7 @@ def parse_stat(text: str) -> Stat:
         stime=int(fields[12]),
         cutime=int(fields[13]),
         cstime=int(fields[14]),
+        flags=int(fields[6]),
     )
 
 
@@ -370,9 +378,11 @@ def fd_targets(pid: int, root: str = PROC, dir_fd: int | None = None) -> dict[in
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
         return out
     except PermissionError:
-        # A process that has exited hands its /proc files to root: to anyone else a zombie's
-        # fd directory is unreadable, yet it holds nothing (exit closed every descriptor).
-        if not is_alive(pid, root=root, dir_fd=dir_fd):
+        # A process that is exiting hands its /proc files to root once its memory is gone: to
+        # anyone else its fd directory is unreadable, through the teardown (milliseconds, more
+        # for a large process) and as a zombie, yet it serves no one (exit closes every one).
+        st = stat(pid, root, dir_fd)
+        if st is None or st.state in ("Z", "X") or st.exiting:
             return out
         raise
     try:

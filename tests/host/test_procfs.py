@@ -120,6 +120,56 @@ def test_a_zombie_holds_no_descriptors_even_where_its_fd_directory_is_not_ours()
     assert json.loads(run.stdout) == {"fds": {}, "fp_fds": 0, "refused": refused}
 
 
+# The same, for a process in the middle of exiting: once exit() has dropped its memory, its /proc
+# files are root's while it is still "R", not yet a zombie. A child that touched 256 MiB takes
+# tens of milliseconds to free them: the window the checker's image mode once read as "another
+# user's processes" and skipped a check for.
+EXITING_AS_SOMEONE_ELSE = """
+import json, os, signal, time
+from probe import procfs
+if os.getuid() == 0:
+    os.setgid(54321); os.setuid(54321)
+ready_r, ready_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    big = bytearray(256 << 20)
+    for i in range(0, len(big), 4096):
+        big[i] = 1
+    os.write(ready_w, b"x")
+    time.sleep(60)
+    os._exit(0)
+os.read(ready_r, 1)
+os.kill(pid, signal.SIGKILL)
+seen, deadline = {"exiting": 0, "refused": 0, "held": 0}, time.monotonic() + 10
+while time.monotonic() < deadline:
+    st = procfs.stat(pid)
+    if st is None or st.state == "Z":
+        break
+    if st.exiting:
+        seen["exiting"] += 1
+        try:
+            seen["held"] += len(procfs.fd_targets(pid))
+        except PermissionError:
+            seen["refused"] += 1
+os.waitpid(pid, 0)
+print(json.dumps(seen))
+"""
+
+
+def test_an_exiting_process_holds_no_descriptors_even_where_its_fd_directory_is_not_ours() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", EXITING_AS_SOMEONE_ELSE],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout)
+    assert seen["exiting"] > 0, f"never caught the child between exit() and zombie: {seen}"
+    assert seen["refused"] == 0 and seen["held"] == 0, seen
+
+
 def test_starttime_tells_a_reused_pid_apart() -> None:
     me = procfs.stat(os.getpid())
     assert me is not None
