@@ -33,7 +33,7 @@ LISTEN_TIMEOUT_S = 10.0  # how long a server may take to listen before the check
 # Descriptors the checker and the server get: past FD_SETSIZE (1024) with room for 1,100
 # clients and the checker's own ends of them.
 OPEN_FILES_WANTED = 8192
-ENDED_WAIT_S = 2.0  # for the owner of an attached server to learn that it has exited
+ENDED_WAIT_S = 2.0  # for an exiting server's status to come (from its owner when attached)
 
 
 class CannotCheck(Exception):
@@ -300,9 +300,12 @@ class CommandTarget:
         return None
 
     def ended(self) -> str | None:
-        if self.proc is None or self._root != self.proc.pid or self.proc.poll() is None:
+        if self.proc is None or self._root != self.proc.pid or self.alive():
             return None  # running, or started by a wrapper whose child's status is not ours
-        return describe_returncode(self.proc.returncode)
+        try:  # exiting: its status comes once exit() is done (a large process takes a while)
+            return describe_returncode(self.proc.wait(ENDED_WAIT_S))
+        except subprocess.TimeoutExpired:
+            return None
 
     def close(self) -> None:
         """SIGKILL the process group and everyone seen in the tree, until none is left."""

@@ -267,11 +267,21 @@ def process_state(pid: int, root: str = PROC) -> str | None:
 def is_alive(
     pid: int, starttime: int | None = None, root: str = PROC, dir_fd: int | None = None
 ) -> bool:
-    """True while the process exists and is not a zombie; starttime guards against pid reuse."""
+    """True while the process exists, is not exiting and is not a zombie; starttime guards
+    against pid reuse. An exiting process has begun to close its descriptors (a server's
+    listener refuses connections) before its state turns Z."""
     s = stat(pid, root, dir_fd)
-    if s is None or s.state in ("Z", "X"):
+    if s is None or s.state in ("Z", "X") or s.exiting:
         return False
     return starttime is None or s.starttime == starttime
+
+
+def has_exited(pid: int, starttime: int | None = None, root: str = PROC) -> bool:
+    """True once its exit is done (a zombie, or gone): every descriptor it held is closed."""
+    s = stat(pid, root)
+    return (
+        s is None or s.state in ("Z", "X") or (starttime is not None and s.starttime != starttime)
+    )
 
 
 def exists(pid: int, starttime: int | None = None, root: str = PROC) -> bool:
@@ -381,8 +391,7 @@ def fd_targets(pid: int, root: str = PROC, dir_fd: int | None = None) -> dict[in
         # A process that is exiting hands its /proc files to root once its memory is gone: to
         # anyone else its fd directory is unreadable, through the teardown (milliseconds, more
         # for a large process) and as a zombie, yet it serves no one (exit closes every one).
-        st = stat(pid, root, dir_fd)
-        if st is None or st.state in ("Z", "X") or st.exiting:
+        if not is_alive(pid, root=root, dir_fd=dir_fd):
             return out
         raise
     try:

@@ -71,14 +71,15 @@ def test_a_live_child_then_a_zombie_then_nothing() -> None:
         assert pid in procfs.children_of(os.getpid())
         wait_until(lambda: procfs.process_state(pid) == "S", 5, what="the child to sleep")
         assert procfs.zombies_among([pid]) == []
+        assert procfs.is_alive(pid) and not procfs.has_exited(pid)
         os.kill(pid, 9)
         wait_until(lambda: procfs.process_state(pid) == "Z", 5, what="the child to be a zombie")
         assert procfs.zombies_among([pid, os.getpid()]) == [pid]
-        assert procfs.exists(pid) and not procfs.is_alive(pid)
+        assert procfs.exists(pid) and not procfs.is_alive(pid) and procfs.has_exited(pid)
         assert pid in procfs.children_of(os.getpid()), "a zombie is still its parent's child"
     finally:
         os.waitpid(pid, 0)
-    assert procfs.process_state(pid) is None
+    assert procfs.process_state(pid) is None and procfs.has_exited(pid)
     assert pid not in procfs.children_of(os.getpid())
     assert pid not in procfs.descendants_of(os.getppid())
 
@@ -140,13 +141,15 @@ if pid == 0:
     os._exit(0)
 os.read(ready_r, 1)
 os.kill(pid, signal.SIGKILL)
-seen, deadline = {"exiting": 0, "refused": 0, "held": 0}, time.monotonic() + 10
+seen = {"exiting": 0, "alive": 0, "refused": 0, "held": 0}
+deadline = time.monotonic() + 10
 while time.monotonic() < deadline:
     st = procfs.stat(pid)
     if st is None or st.state == "Z":
         break
     if st.exiting:
         seen["exiting"] += 1
+        seen["alive"] += procfs.is_alive(pid)
         try:
             seen["held"] += len(procfs.fd_targets(pid))
         except PermissionError:
@@ -156,7 +159,7 @@ print(json.dumps(seen))
 """
 
 
-def test_an_exiting_process_holds_no_descriptors_even_where_its_fd_directory_is_not_ours() -> None:
+def test_an_exiting_process_is_not_alive_and_holds_no_descriptors_even_where_not_ours() -> None:
     run = subprocess.run(
         [sys.executable, "-c", EXITING_AS_SOMEONE_ELSE],
         cwd=REPO_ROOT,
@@ -167,7 +170,7 @@ def test_an_exiting_process_holds_no_descriptors_even_where_its_fd_directory_is_
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout)
     assert seen["exiting"] > 0, f"never caught the child between exit() and zombie: {seen}"
-    assert seen["refused"] == 0 and seen["held"] == 0, seen
+    assert seen["alive"] == seen["refused"] == seen["held"] == 0, seen
 
 
 def test_starttime_tells_a_reused_pid_apart() -> None:

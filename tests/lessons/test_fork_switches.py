@@ -34,7 +34,7 @@ def kill_orphan(pid: int) -> None:
     """End a child that outlived its parent; whoever adopted it reaps it."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not procfs.is_alive(pid), 5, what=f"orphan {pid} to die")
+    wait_until(lambda: procfs.has_exited(pid), 5, what=f"orphan {pid} to die")
 
 
 # ---------------------------------------------------------------- zombies
