@@ -12,12 +12,11 @@ import os
 import shlex
 import signal
 import sys
-import time
 
 import pytest
 
 from check.target import CommandTarget
-from probe import procfs
+from tests.host.support import exiting_window
 
 LARGE_SERVER = (
     "import signal, socket, sys, time\n"
@@ -37,15 +36,7 @@ def test_a_server_in_the_middle_of_exit_is_not_alive_and_its_death_is_named() ->
     try:
         pid = target.root_pid
         os.kill(pid, signal.SIGPIPE)
-        caught = False
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            st = procfs.stat(pid)
-            if st is None or st.state == "Z":
-                break
-            if st.exiting:
-                caught = True
-                break
+        caught = next(exiting_window(pid), None)
         assert caught, "never caught the server between exit() and zombie"
         assert not target.alive()
         assert target.ended() == "killed by SIGPIPE"

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +35,19 @@ LISTENING = re.compile(
 )
 
 T = TypeVar("T")
+
+
+def exiting_window(pid: int, timeout: float = 5.0) -> Iterator[procfs.Stat]:
+    """The process's stat each time it is seen between exit() and zombie (PF_EXITING set, state
+    not yet Z), from now until it is a zombie or gone, or `timeout` passes. Poll without pause:
+    the window lasts milliseconds, tens of them for a process that has touched a lot of memory."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = procfs.stat(pid)
+        if st is None or st.state in ("Z", "X"):
+            return
+        if st.exiting:
+            yield st
 
 
 def wait_until(

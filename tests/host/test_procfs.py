@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from probe import procfs
 from tests.host.support import REPO_ROOT, wait_until
@@ -107,18 +108,19 @@ print(json.dumps({"fds": procfs.fd_targets(pid), "fp_fds": footprint.footprint(p
 """
 
 
-def test_a_zombie_holds_no_descriptors_even_where_its_fd_directory_is_not_ours() -> None:
+def run_as_someone_else(script: str) -> Any:
+    """Run `script` in a Python of its own (it drops root itself) and parse the JSON it prints."""
     run = subprocess.run(
-        [sys.executable, "-c", AS_SOMEONE_ELSE],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30
     )
     assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_a_zombie_holds_no_descriptors_even_where_its_fd_directory_is_not_ours() -> None:
     # A live process not ours still refuses; one exists only where we dropped from root.
     refused = os.geteuid() == 0
-    assert json.loads(run.stdout) == {"fds": {}, "fp_fds": 0, "refused": refused}
+    assert run_as_someone_else(AS_SOMEONE_ELSE) == {"fds": {}, "fp_fds": 0, "refused": refused}
 
 
 # The same, for a process in the middle of exiting: once exit() has dropped its memory, its /proc
@@ -128,6 +130,7 @@ def test_a_zombie_holds_no_descriptors_even_where_its_fd_directory_is_not_ours()
 EXITING_AS_SOMEONE_ELSE = """
 import json, os, signal, time
 from probe import procfs
+from tests.host.support import exiting_window
 if os.getuid() == 0:
     os.setgid(54321); os.setuid(54321)
 ready_r, ready_w = os.pipe()
@@ -142,33 +145,20 @@ if pid == 0:
 os.read(ready_r, 1)
 os.kill(pid, signal.SIGKILL)
 seen = {"exiting": 0, "alive": 0, "refused": 0, "held": 0}
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    st = procfs.stat(pid)
-    if st is None or st.state == "Z":
-        break
-    if st.exiting:
-        seen["exiting"] += 1
-        seen["alive"] += procfs.is_alive(pid)
-        try:
-            seen["held"] += len(procfs.fd_targets(pid))
-        except PermissionError:
-            seen["refused"] += 1
+for st in exiting_window(pid, timeout=10):
+    seen["exiting"] += 1
+    seen["alive"] += procfs.is_alive(pid)
+    try:
+        seen["held"] += len(procfs.fd_targets(pid))
+    except PermissionError:
+        seen["refused"] += 1
 os.waitpid(pid, 0)
 print(json.dumps(seen))
 """
 
 
 def test_an_exiting_process_is_not_alive_and_holds_no_descriptors_even_where_not_ours() -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", EXITING_AS_SOMEONE_ELSE],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert run.returncode == 0, run.stderr
-    seen = json.loads(run.stdout)
+    seen = run_as_someone_else(EXITING_AS_SOMEONE_ELSE)
     assert seen["exiting"] > 0, f"never caught the child between exit() and zombie: {seen}"
     assert seen["alive"] == seen["refused"] == seen["held"] == 0, seen
 
