@@ -62,7 +62,7 @@ class Stat:
 
     @property
     def exiting(self) -> bool:
-        """In exit() but not yet a zombie: its memory is being freed, its descriptors closed."""
+        """In exit(): its memory freed, its descriptors closed (a zombie keeps the flag)."""
         return bool(self.flags & PF_EXITING)
 
     @property
